@@ -1,0 +1,176 @@
+// Not API. The shared state behind Future<T> and Task<T>.
+//
+// Roles: any thread may hold a handle and call any method. A future completes
+// exactly once; waiters (tasks or plain threads) and done-callbacks hang off
+// it until then.
+//
+// Layout of the state:
+//   word_     refcount in bits 16..63 (kRefOne per handle or internal owner);
+//             bits 0..15 belong to TaskCore's scheduling flags (task_core.hpp).
+//   status_   kPending -> kCompleting -> {kResult, kException, kCancelled}.
+//   lock_     guards waiters_, callbacks_ and the status change out of
+//             kCompleting, never anything else.
+//
+// Invariants:
+//   INV-F1  status_ leaves kPending exactly once, by the CAS in
+//           claim_completion(); the loser of a race learns it from the CAS
+//           and reports InvalidStateError or false.
+//   INV-F2  the value / error_ is written only by the claimer, before
+//           publish() stores the final status with release; readers load
+//           status_ with acquire, so a reader that sees a final status sees
+//           the value.
+//   INV-F3  a waiter or callback is either in a list under lock_, or was
+//           taken out of it by publish() under lock_, never both: a waiter
+//           that checks the status under lock_ and links itself cannot miss
+//           the wakeup, and a waiter unlinks itself under lock_ before its
+//           storage goes away.
+//
+// Memory ordering (the contract Future<T> documents): writes made before
+// set_result()/set_exception()/cancel() are visible to any thread once done()
+// returns true or get()/result() returns, for fiber and OS-thread waiters.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "spin_lock.hpp"
+
+namespace spindle::detail {
+
+struct Waiter;
+class FutureCore;
+
+enum class Status : std::uint8_t {
+  kPending = 0,
+  kCompleting = 1,  // claimed by a completer that is still writing the value
+  kResult = 2,
+  kException = 3,
+  kCancelled = 4,
+};
+
+using DoneCallback = std::function<void(FutureCore*)>;
+
+struct CallbackEntry {
+  std::uint64_t id;
+  DoneCallback fn;
+};
+
+class FutureCore {
+ public:
+  static constexpr std::uint64_t kRefOne = std::uint64_t{1} << 16;
+  static constexpr std::uint64_t kFlagMask = kRefOne - 1;
+
+  FutureCore(const FutureCore&) = delete;
+  FutureCore& operator=(const FutureCore&) = delete;
+
+  // Pooled allocation for every future and task (runtime/alloc in future.cpp).
+  static void* operator new(std::size_t size);
+  static void operator delete(void* p, std::size_t size) noexcept;
+
+  void ref() noexcept {
+    // relaxed: taking a reference needs no ordering; whoever hands the
+    // pointer over already synchronized with us (shared_ptr does the same).
+    word_.fetch_add(kRefOne, std::memory_order_relaxed);
+  }
+  void unref() noexcept;  // the last reference destroys the object
+
+  Status status() const noexcept {
+    // acquire: pairs with the release store in publish() (INV-F2).
+    return status_.load(std::memory_order_acquire);
+  }
+  bool done() const noexcept { return status() >= Status::kResult; }
+  bool cancelled() const noexcept { return status() == Status::kCancelled; }
+  bool is_task() const noexcept { return is_task_; }
+
+  // --- completion -------------------------------------------------------
+  // The winner of claim_completion() (INV-F1) writes the value and then
+  // calls publish(). The other entry points claim and publish in one go.
+  [[nodiscard]] bool claim_completion() noexcept;
+  void publish(Status final_status) noexcept;
+  // set_exception() for a plain future: throws InvalidStateError if done or
+  // if this is a task.
+  void set_exception_checked(std::exception_ptr e);
+  // Throws InvalidStateError unless this is a pending plain future; used by
+  // set_result() before it claims.
+  void check_settable() const;
+  // Future::cancel(): completes a plain future as cancelled, or requests
+  // cancellation of a task. False if already done.
+  bool cancel(std::string msg);
+
+  // --- reading ----------------------------------------------------------
+  // Throws for pending (InvalidStateError), cancelled (Cancelled) and failed
+  // (the exception) states; returns normally when a value is ready. Marks the
+  // outcome as retrieved.
+  void check_result() const;
+  // The exception of a failed future, nullptr for a result; throws for
+  // pending and cancelled.
+  std::exception_ptr exception_checked() const;
+  // The stored exception_ptr for any finished state (Cancelled for a
+  // cancelled future). Marks it retrieved.
+  std::exception_ptr error_for_outcome() const;
+  void mark_retrieved() const noexcept { retrieved_.store(true, std::memory_order_relaxed); }
+
+  // --- callbacks --------------------------------------------------------
+  std::uint64_t add_done_callback(DoneCallback cb);
+  std::size_t remove_done_callback(std::uint64_t id);
+
+  // --- waiting (runtime/wait.cpp) ---------------------------------------
+  // Until done: suspends the calling task or blocks the calling thread.
+  void wait();
+  // Waits at most `ns` nanoseconds; true if done. Never consumes anything.
+  bool wait_for_ns(std::int64_t ns);
+
+  std::string repr() const;
+  const std::exception_ptr& error() const noexcept { return error_; }
+
+  template <class T>
+  T* value_ptr() noexcept {
+    return reinterpret_cast<T*>(reinterpret_cast<char*>(this) + value_offset_);
+  }
+
+  // Runtime-private accessors (the runtime is the only caller).
+  SpinLock& lock() noexcept { return lock_; }
+  Waiter*& waiters_head() noexcept { return waiters_head_; }
+  Waiter*& waiters_tail() noexcept { return waiters_tail_; }
+  void set_error(std::exception_ptr e) noexcept { error_ = std::move(e); }
+  std::atomic<std::uint64_t>& word() noexcept { return word_; }
+
+ protected:
+  explicit FutureCore(bool is_task) noexcept : is_task_(is_task) {}
+  virtual ~FutureCore();
+  // Writes " result=<value>" for repr(); the typed subclass knows how.
+  virtual void write_result_repr(std::ostream& os) const;
+  void set_value_offset(const void* value) noexcept {
+    value_offset_ = static_cast<std::uint16_t>(reinterpret_cast<const char*>(value) -
+                                               reinterpret_cast<const char*>(this));
+  }
+  void write_state_repr(std::ostream& os) const;
+
+  std::atomic<std::uint64_t> word_{kRefOne};
+
+ private:
+  friend class TaskCore;
+  void report_unretrieved() noexcept;
+
+  std::atomic<Status> status_{Status::kPending};
+  SpinLock lock_;
+  const bool is_task_;
+  mutable std::atomic<bool> retrieved_{false};
+  std::uint16_t value_offset_ = 0;
+  std::uint32_t next_callback_id_ = 1;  // guarded by lock_
+  Waiter* waiters_head_ = nullptr;      // guarded by lock_
+  Waiter* waiters_tail_ = nullptr;      // guarded by lock_
+  std::vector<CallbackEntry>* callbacks_ = nullptr;  // guarded by lock_
+  std::exception_ptr error_;  // written by the completer before publish (INV-F2)
+};
+
+// Moves a Cancelled or other exception into an exception_ptr that result()
+// rethrows.
+std::exception_ptr make_cancelled(std::string msg);
+
+}  // namespace spindle::detail

@@ -1,0 +1,77 @@
+// Not API. A task: a future plus the callable that completes it, the
+// scheduling word, cancellation state and bookkeeping for all_tasks().
+//
+// The scheduling flags live in the low bits of FutureCore::word_ and are
+// documented with their transitions in runtime/task_state.hpp. Everything
+// under task_lock_ is documented in runtime/task.cpp.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "future_core.hpp"
+
+namespace spindle::detail {
+
+class Scheduler;
+struct Fiber;
+
+class TaskCore : public FutureCore {
+ public:
+  std::uint64_t id() const noexcept { return id_; }
+  std::string name() const;
+  void set_name(std::string name);
+
+  // Task.cancel(msg): false if the task is already done.
+  bool request_cancel(std::string msg);
+  int cancelling() const;
+  int uncancel();
+
+  Scheduler* scheduler() const noexcept { return sched_; }
+
+  // Runs the callable and stores its value; exceptions propagate to the
+  // runtime's trampoline, which completes the future with them.
+  virtual void run_body() = 0;
+
+ protected:
+  explicit TaskCore(std::string name) noexcept : FutureCore(true), name_(std::move(name)) {}
+  ~TaskCore() override;
+
+ private:
+  friend class Scheduler;
+  friend class Worker;
+  friend struct TaskAccess;
+
+  std::uint64_t id_ = 0;
+  std::uint64_t spawner_id_ = 0;  // 0: spawned from outside any task
+  Scheduler* sched_ = nullptr;
+
+  // Owned by the worker running the task (no lock): the fiber this task
+  // started on, and the task whose fiber runs this one inline.
+  Fiber* fiber_ = nullptr;
+  TaskCore* inline_parent_ = nullptr;
+
+  // Where the not-yet-started task sits in a run queue, so that a task
+  // awaiting it can take it and run it inline (runtime/run_queue.hpp).
+  std::atomic<std::uint64_t> queue_slot_{0};
+  TaskCore* overflow_prev_ = nullptr;  // guarded by the owning worker's overflow lock
+  TaskCore* overflow_next_ = nullptr;
+
+  // all_tasks() registry links, guarded by the registry shard's lock.
+  TaskCore* registry_prev_ = nullptr;
+  TaskCore* registry_next_ = nullptr;
+  std::uint32_t registry_shard_ = 0;
+
+  // Guarded by task_lock_ (runtime/task.cpp documents the protocol).
+  mutable SpinLock task_lock_;
+  bool must_cancel_ = false;
+  std::uint32_t num_cancels_ = 0;
+  std::string name_;
+  std::string cancel_message_;
+  Waiter* current_wait_ = nullptr;
+  FutureCore* awaiting_ = nullptr;  // holds a reference while set
+  const char* wait_reason_ = nullptr;
+};
+
+}  // namespace spindle::detail

@@ -1,0 +1,130 @@
+// Runtime: the worker threads that run spindle tasks (asyncio's event loop,
+// multithreaded).
+//
+//   spindle::Runtime rt;                       // one worker per usable CPU
+//   int v = rt.block_on([] { return 42; });    // asyncio.run()
+//
+// Which calls are legal where: Runtime::spawn, call_soon, call_later,
+// stats, dump_tasks, all_tasks and every Future method work from any
+// thread. block_on must be called from a plain thread (not from a task).
+// Destroying the Runtime (or shutdown()) cancels the tasks still alive, lets
+// their cleanup run, and joins every thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "future.hpp"
+#include "task.hpp"
+
+namespace spindle {
+
+struct Options {
+  unsigned workers = 0;                // 0: one per CPU this process may use
+                                       // (affinity mask, cgroup CPU quota)
+  std::size_t stack_size = 64 * 1024;  // per task, rounded up to pages
+  bool guard_pages = true;             // SIGSEGV on overflow names the task
+  std::size_t blocking_threads = 64;   // max threads for to_thread()
+  std::chrono::milliseconds slow_task_warning{100};  // 0: off
+};
+
+struct WorkerStats {
+  std::uint64_t spawned = 0;        // tasks spawned from this worker
+  std::uint64_t started = 0;        // tasks started on a fiber
+  std::uint64_t resumed = 0;        // suspended tasks resumed
+  std::uint64_t inline_runs = 0;    // children run inline by an awaiting task
+  std::uint64_t steals = 0;         // successful steal operations
+  std::uint64_t stolen = 0;         // tasks taken by those steals
+  std::uint64_t injected = 0;       // tasks taken from the injection queue
+  std::uint64_t overflowed = 0;     // pushes that went to the overflow list
+  std::uint64_t parks = 0;          // times the worker went to sleep
+  std::uint64_t timers_fired = 0;
+};
+
+struct Stats {
+  std::vector<WorkerStats> workers;
+  WorkerStats total;
+  std::size_t live_tasks = 0;
+  std::size_t fibers_pooled = 0;       // spare fibers kept for reuse
+  std::size_t guarded_stack_budget = 0;  // stacks that get a guard page
+  std::size_t stack_size = 0;          // usable bytes per task stack
+};
+
+namespace detail {
+struct CallLaterState;
+}
+
+// Handle of a call_later() callback.
+class TimerHandle {
+ public:
+  TimerHandle() = default;
+  explicit TimerHandle(std::shared_ptr<detail::CallLaterState> s) : state_(std::move(s)) {}
+  // Prevents the callback from running; false if it already ran, started,
+  // or was cancelled.
+  bool cancel();
+  bool cancelled() const;
+  TimePoint when() const;
+
+ private:
+  std::shared_ptr<detail::CallLaterState> state_;
+};
+
+class Runtime {
+ public:
+  explicit Runtime(Options options = {});
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // asyncio.run(): runs `main` as a task, blocks the calling thread until it
+  // finishes, then cancels every task still alive and waits for them (as
+  // asyncio.run does), and returns main's result or rethrows its exception.
+  template <class F>
+  auto block_on(F&& main) {
+    auto task = spawn(std::forward<F>(main));
+    block_on_wait(task.core());
+    return task.result();
+  }
+
+  // run_coroutine_threadsafe / create_task from any thread: queued at once;
+  // returns without waiting.
+  template <class F>
+  auto spawn(F&& f, std::string name = {}) -> Task<detail::TaskResult<F>> {
+    auto task = detail::make_task(std::forward<F>(f), std::move(name));
+    detail::spawn_task(scheduler(), static_cast<detail::TaskCore*>(task.core()));
+    return task;
+  }
+
+  // Thread-safe: runs fn on a worker soon. An exception escaping fn is
+  // reported like a task's unretrieved exception.
+  void call_soon(std::function<void()> fn);
+  TimerHandle call_later(Duration d, std::function<void()> fn);
+  template <class Rep, class Period>
+  TimerHandle call_later(std::chrono::duration<Rep, Period> d, std::function<void()> fn) {
+    return call_later(std::chrono::ceil<Duration>(d), std::move(fn));
+  }
+
+  void shutdown();
+  Stats stats() const;
+  // Every live task: id, name, state, what it waits on, who spawned it.
+  void dump_tasks(std::ostream& os) const;
+  std::vector<TaskRef> all_tasks() const;
+  // Receives "exception never retrieved" reports (default: stderr). For a
+  // plain Future the TaskRef is empty.
+  void set_exception_handler(std::function<void(const TaskRef&, std::exception_ptr)> handler);
+
+  unsigned workers() const noexcept;
+
+ private:
+  detail::Scheduler* scheduler() const;
+  void block_on_wait(detail::FutureCore* main);
+  std::unique_ptr<detail::Scheduler> sched_;
+};
+
+}  // namespace spindle

@@ -1,0 +1,9 @@
+// spindle: stackful tasks with asyncio's Tasks and Futures on a
+// work-stealing multithreaded runtime. Include this header for everything.
+#pragma once
+
+#include "errors.hpp"
+#include "future.hpp"
+#include "runtime.hpp"
+#include "task.hpp"
+#include "this_task.hpp"

@@ -1,0 +1,292 @@
+// FutureCore: completion, results, done-callbacks, repr, lifetime.
+// The protocol (INV-F1..F3) is documented in future_core.hpp.
+#include <spindle/detail/future_core.hpp>
+
+#include <cstdio>
+#include <memory>
+#include <sstream>
+
+#include <spindle/detail/task_core.hpp>
+#include <spindle/errors.hpp>
+
+#include "debug.hpp"
+#include "globals.hpp"
+#include "parker.hpp"
+#include "task_access.hpp"
+#include "waiter.hpp"
+
+namespace spindle::detail {
+
+void* FutureCore::operator new(std::size_t size) { return ::operator new(size); }
+void FutureCore::operator delete(void* p, std::size_t size) noexcept { ::operator delete(p, size); }
+
+FutureCore::~FutureCore() {
+  SPINDLE_ASSERT(waiters_head_ == nullptr, "future destroyed with waiters linked");
+  delete callbacks_;
+}
+
+void FutureCore::write_result_repr(std::ostream&) const {}
+
+void FutureCore::unref() noexcept {
+  // acq_rel: release publishes our uses of the object; the final decrement
+  // acquires everyone else's before destruction (shared_ptr's protocol).
+  std::uint64_t prev = word_.fetch_sub(kRefOne, std::memory_order_acq_rel);
+  if ((prev >> 16) != 1) {
+    return;
+  }
+  if (status_.load(std::memory_order_acquire) == Status::kException &&
+      !retrieved_.load(std::memory_order_relaxed)) {
+    report_unretrieved();
+    return;
+  }
+  delete this;
+}
+
+void FutureCore::report_unretrieved() noexcept {
+  retrieved_.store(true, std::memory_order_relaxed);
+  // Resurrect with one reference for the report; it is released by the
+  // reporter, and the object goes then (retrieved now, so no second report).
+  word_.fetch_add(kRefOne, std::memory_order_relaxed);
+  if (is_task_) {
+    report_task_exception(static_cast<TaskCore*>(this), error_);
+    return;
+  }
+  std::string line = "spindle: Future exception was never retrieved: " + repr() + "\n";
+  std::fputs(line.c_str(), stderr);
+  unref();
+}
+
+bool FutureCore::claim_completion() noexcept {
+  Status expected = Status::kPending;
+  // acq_rel: INV-F1, one winner; the winner's later value writes are
+  // published by publish()'s release store.
+  return status_.compare_exchange_strong(expected, Status::kCompleting,
+                                         std::memory_order_acq_rel, std::memory_order_acquire);
+}
+
+namespace {
+
+// Done-callbacks of one completion, run together in registration order.
+struct CallbackBatch {
+  FutureCore* future;
+  std::vector<CallbackEntry>* entries;
+  CallbackBatch(FutureCore* f, std::vector<CallbackEntry>* e) : future(f), entries(e) {
+    future->ref();
+  }
+  ~CallbackBatch() {
+    delete entries;
+    future->unref();
+  }
+  void run() {
+    for (CallbackEntry& e : *entries) {
+      try {
+        e.fn(future);
+      } catch (...) {
+        std::string line =
+            "spindle: exception in a done-callback: " + describe_exception(std::current_exception()) +
+            "\n";
+        std::fputs(line.c_str(), stderr);
+      }
+    }
+  }
+};
+
+void dispatch_callbacks(FutureCore* f, std::vector<CallbackEntry>* entries) {
+  auto batch = std::make_shared<CallbackBatch>(f, entries);
+  if (!schedule_soon([batch] { batch->run(); })) {
+    batch->run();  // no runtime alive: run on this thread
+  }
+}
+
+}  // namespace
+
+void FutureCore::publish(Status final_status) noexcept {
+  SPINDLE_ASSERT(status_.load(std::memory_order_relaxed) == Status::kCompleting,
+                 "publish() without a claim");
+  Waiter* winners = nullptr;
+  std::vector<CallbackEntry>* callbacks;
+  {
+    SpinGuard g(lock_);
+    // release: INV-F2, the value/error written by the claimer.
+    status_.store(final_status, std::memory_order_release);
+    Waiter* w = waiters_head_;
+    waiters_head_ = waiters_tail_ = nullptr;
+    while (w != nullptr) {
+      Waiter* next = w->next;
+      w->linked = false;
+      w->prev = w->next = nullptr;
+      if (w->try_fire()) {
+        if (w->root == nullptr) {
+          futex_wake(&w->state, 1);  // INV-W3: a thread waiter, under our lock
+        } else {
+          w->next = winners;  // we own a winner's node until we wake it
+          winners = w;
+        }
+      }
+      w = next;
+    }
+    callbacks = callbacks_;
+    callbacks_ = nullptr;
+  }
+  while (winners != nullptr) {
+    Waiter* next = winners->next;
+    winners->next = nullptr;
+    wake_waiter_owner(winners);  // the node may be gone after this
+    winners = next;
+  }
+  if (callbacks != nullptr) {
+    dispatch_callbacks(this, callbacks);
+  }
+}
+
+void FutureCore::check_settable() const {
+  if (is_task_) {
+    throw InvalidStateError("set_result()/set_exception() are not allowed on a Task");
+  }
+  if (status_.load(std::memory_order_acquire) != Status::kPending) {
+    throw InvalidStateError("the future is already done");
+  }
+}
+
+void FutureCore::set_exception_checked(std::exception_ptr e) {
+  if (!e) {
+    throw InvalidStateError("set_exception() needs an exception, not a null exception_ptr");
+  }
+  check_settable();
+  if (!claim_completion()) {
+    throw InvalidStateError("the future is already done");
+  }
+  error_ = std::move(e);
+  publish(Status::kException);
+}
+
+bool FutureCore::cancel(std::string msg) {
+  if (is_task_) {
+    return static_cast<TaskCore*>(this)->request_cancel(std::move(msg));
+  }
+  if (!claim_completion()) {
+    return false;
+  }
+  error_ = make_cancelled(std::move(msg));
+  publish(Status::kCancelled);
+  return true;
+}
+
+void FutureCore::check_result() const {
+  switch (status()) {
+    case Status::kPending:
+    case Status::kCompleting:
+      throw InvalidStateError("Result is not set.");
+    case Status::kResult:
+      mark_retrieved();
+      return;
+    case Status::kException:
+    case Status::kCancelled:
+      mark_retrieved();
+      std::rethrow_exception(error_);
+  }
+}
+
+std::exception_ptr FutureCore::exception_checked() const {
+  switch (status()) {
+    case Status::kPending:
+    case Status::kCompleting:
+      throw InvalidStateError("Exception is not set.");
+    case Status::kCancelled:
+      mark_retrieved();
+      std::rethrow_exception(error_);
+    case Status::kException:
+      mark_retrieved();
+      return error_;
+    case Status::kResult:
+      return nullptr;
+  }
+  return nullptr;
+}
+
+std::exception_ptr FutureCore::error_for_outcome() const {
+  Status s = status();
+  SPINDLE_ASSERT(s >= Status::kResult, "outcome of a pending future");
+  mark_retrieved();
+  return s == Status::kResult ? nullptr : error_;
+}
+
+std::uint64_t FutureCore::add_done_callback(DoneCallback cb) {
+  std::uint64_t id;
+  {
+    SpinGuard g(lock_);
+    id = next_callback_id_++;
+    if (status_.load(std::memory_order_relaxed) < Status::kResult) {
+      if (callbacks_ == nullptr) {
+        callbacks_ = new std::vector<CallbackEntry>();
+      }
+      callbacks_->push_back(CallbackEntry{id, std::move(cb)});
+      return id;
+    }
+  }
+  // Already done: scheduled at once, never run inside this call.
+  auto* one = new std::vector<CallbackEntry>();
+  one->push_back(CallbackEntry{id, std::move(cb)});
+  dispatch_callbacks(this, one);
+  return id;
+}
+
+std::size_t FutureCore::remove_done_callback(std::uint64_t id) {
+  SpinGuard g(lock_);
+  if (callbacks_ == nullptr) {
+    return 0;
+  }
+  std::size_t before = callbacks_->size();
+  std::erase_if(*callbacks_, [id](const CallbackEntry& e) { return e.id == id; });
+  return before - callbacks_->size();
+}
+
+void FutureCore::write_state_repr(std::ostream& os) const {
+  switch (status()) {
+    case Status::kPending:
+    case Status::kCompleting:
+      os << "pending";
+      break;
+    case Status::kCancelled:
+      os << "cancelled";
+      break;
+    case Status::kResult:
+      os << "finished";
+      break;
+    case Status::kException:
+      os << "finished";
+      break;
+  }
+}
+
+std::string FutureCore::repr() const {
+  std::ostringstream os;
+  Status s = status();
+  os << (is_task_ ? "<Task " : "<Future ");
+  write_state_repr(os);
+  if (is_task_) {
+    os << " name='" << static_cast<const TaskCore*>(this)->name() << "'";
+  }
+  if (s == Status::kResult) {
+    write_result_repr(os);
+  } else if (s == Status::kException) {
+    os << " exception=" << describe_exception(error_);
+  }
+  os << ">";
+  return os.str();
+}
+
+std::exception_ptr make_cancelled(std::string msg) {
+  return std::make_exception_ptr(Cancelled(std::move(msg)));
+}
+
+void wake_waiter_owner(Waiter* w) {
+  if (w->root == nullptr) {
+    futex_wake(&w->state, 1);
+    return;
+  }
+  TaskCore* root = w->root;
+  schedule_wake(root);
+}
+
+}  // namespace spindle::detail

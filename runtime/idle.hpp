@@ -1,0 +1,67 @@
+// Which workers are searching for work and which are parked (after tokio's
+// multi_thread/idle.rs and Go's nmspinning).
+//
+// Roles: every worker; any thread that makes work available (notify side).
+//
+// Layout: state_ = num_searching:32 | num_unparked:32, one atomic word so
+// both move together; sleepers_ (the parked workers' indices) under mu_.
+//
+// Invariants
+//   INV-I1  num_unparked counts workers not in sleepers_; num_searching
+//           counts unparked workers currently looking for work to steal.
+//   INV-I2  at most half the workers search at once (a spawn storm does not
+//           wake everyone to fight over one queue).
+//   INV-I3  no lost wakeup: if work is pushed while every worker parks,
+//           either the pusher sees num_searching == 0 and unparks a
+//           sleeper, or the last searcher sees the work when it re-checks
+//           the queues after parking itself. Both sides do a seq_cst store
+//           (push / state RMW) then a seq_cst fence then a load (state /
+//           queues): Dekker's StoreLoad, so at least one sees the other.
+//
+// A worker woken by notify() comes back *searching* (the notifier counted
+// it), so a second notify does not wake a second worker for the same task;
+// when a searcher finds work and it was the last searcher, it wakes another
+// one to keep the ramp going (Go's "spinning M" handoff).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+namespace spindle::detail {
+
+class Idle {
+ public:
+  explicit Idle(unsigned num_workers);
+
+  // Called after making work available. Returns the index of a parked
+  // worker that the caller must unpark, or -1.
+  int worker_to_notify();
+  // A worker runs out of local work: may it search (steal)? INV-I2.
+  bool transition_to_searching();
+  // A searching worker found work or gave up; true if it was the last.
+  bool transition_from_searching();
+  // A worker parks; true if it was the last searcher (it must re-check all
+  // queues before sleeping, INV-I3).
+  bool transition_to_parked(unsigned worker, bool is_searching);
+  // Removes `worker` from the sleepers if it is there (timeouts, spurious
+  // wakeups, work found during the re-check). True if it was there.
+  bool unpark_worker_by_id(unsigned worker);
+  // Snapshot for statistics.
+  unsigned num_searching() const;
+  unsigned num_unparked() const;
+  std::vector<unsigned> sleepers();
+
+ private:
+  static constexpr std::uint64_t kUnparkOne = 1;
+  static constexpr std::uint64_t kSearchOne = std::uint64_t{1} << 32;
+  bool should_wake() const;
+
+  const unsigned num_workers_;
+  std::atomic<std::uint64_t> state_;
+  std::mutex mu_;
+  std::vector<unsigned> sleepers_;  // guarded by mu_
+};
+
+}  // namespace spindle::detail

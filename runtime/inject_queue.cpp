@@ -1,0 +1,38 @@
+#include "inject_queue.hpp"
+
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wall"
+#endif
+#include <concurrentqueue/concurrentqueue.h>
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
+
+namespace spindle::detail {
+
+struct InjectQueue::Impl {
+  moodycamel::ConcurrentQueue<TaskCore*> q;
+};
+
+InjectQueue::InjectQueue() : impl_(std::make_unique<Impl>()) {}
+InjectQueue::~InjectQueue() = default;
+
+void InjectQueue::push(TaskCore* t) {
+  impl_->q.enqueue(t);
+  // seq_cst: a sleeping-worker check follows (idle.hpp, StoreLoad).
+  len_.fetch_add(1, std::memory_order_seq_cst);
+}
+
+std::size_t InjectQueue::pop_bulk(TaskCore** out, std::size_t max) {
+  if (len_.load(std::memory_order_relaxed) <= 0) {
+    return 0;  // relaxed: a hint only; a miss is caught by the idle protocol
+  }
+  std::size_t n = impl_->q.try_dequeue_bulk(out, max);
+  if (n != 0) {
+    len_.fetch_sub(static_cast<long>(n), std::memory_order_relaxed);
+  }
+  return n;
+}
+
+}  // namespace spindle::detail

@@ -1,0 +1,108 @@
+#include "monitor.hpp"
+
+#include <cstdio>
+#include <string>
+
+#include "scheduler.hpp"
+#include "task_access.hpp"
+#include "timer.hpp"
+#include "worker.hpp"
+
+namespace spindle::detail {
+
+Monitor::Monitor(Scheduler& sched, unsigned workers, std::chrono::milliseconds threshold)
+    : sched_(sched), workers_(workers), threshold_(threshold), slots_(new Slot[workers]) {}
+
+Monitor::~Monitor() { stop(); }
+
+void Monitor::start() {
+  if (threshold_.count() <= 0) {
+    return;  // warnings off: no thread at all
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+void Monitor::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+void Monitor::set_parked(unsigned worker, bool parked) noexcept {
+  slots_[worker].parked.store(parked, std::memory_order_relaxed);
+  if (parked) {
+    parked_count_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  parked_count_.fetch_sub(1, std::memory_order_relaxed);
+  // seq_cst: pairs with the monitor's seq_cst store of deep_sleep_ followed
+  // by its re-check of parked_count_ (either it sees us or we see it).
+  if (deep_sleep_.load(std::memory_order_seq_cst)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    cv_.notify_all();
+  }
+}
+
+void Monitor::run() {
+  pthread_setname_np(pthread_self(), "spindle-monitor");
+  const auto period = std::max(threshold_ / 2, std::chrono::milliseconds(1));
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    if (parked_count_.load(std::memory_order_relaxed) == workers_) {
+      // Everyone sleeps: so do we, until a worker unparks.
+      deep_sleep_.store(true, std::memory_order_seq_cst);
+      if (parked_count_.load(std::memory_order_seq_cst) == workers_) {
+        cv_.wait(lock);
+      }
+      deep_sleep_.store(false, std::memory_order_relaxed);
+      continue;
+    }
+    cv_.wait_for(lock, period);
+    if (stop_) {
+      break;
+    }
+    lock.unlock();
+    check(now_ns() / 1'000'000);
+    lock.lock();
+  }
+}
+
+void Monitor::check(std::int64_t now_ms) {
+  for (unsigned i = 0; i < workers_; ++i) {
+    Slot& s = slots_[i];
+    Worker& w = sched_.worker(i);
+    std::uint64_t ticks = w.ticks();
+    bool busy = s.busy.load(std::memory_order_relaxed) && !s.parked.load(std::memory_order_relaxed);
+    if (!busy || ticks != s.seen_ticks) {
+      s.seen_ticks = ticks;
+      s.seen_at_ms = now_ms;
+      s.warned = false;
+      continue;
+    }
+    if (s.warned || now_ms - s.seen_at_ms < threshold_.count()) {
+      continue;
+    }
+    s.warned = true;
+    std::uint64_t id = w.last_pick_id();
+    std::string name = "?";
+    for (TaskCore* t : sched_.registry().snapshot()) {
+      if (t->id() == id) {
+        name = t->name();
+      }
+      t->unref();
+    }
+    std::fprintf(stderr,
+                 "spindle: task '%s' (id %llu) has run for %lld ms on worker %u without "
+                 "suspending; it blocks that worker. Move blocking calls to to_thread(), or call "
+                 "check_cancelled()/yield() in long loops.\n",
+                 name.c_str(), static_cast<unsigned long long>(id),
+                 static_cast<long long>(now_ms - s.seen_at_ms), i);
+  }
+}
+
+}  // namespace spindle::detail

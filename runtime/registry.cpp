@@ -1,0 +1,78 @@
+#include "registry.hpp"
+
+#include <chrono>
+
+#include "task_access.hpp"
+
+namespace spindle::detail {
+
+Registry::Registry(unsigned shards) : shards_(new Shard[shards]), nshards_(shards) {}
+
+void Registry::add(TaskCore* t, unsigned shard) {
+  using A = TaskAccess;
+  shard %= nshards_;
+  A::registry_shard(t) = shard;
+  // relaxed: the count is a statistic and a shutdown condition; shutdown
+  // reads it after the tasks it waits for have completed (acquire below).
+  live_.fetch_add(1, std::memory_order_relaxed);
+  Shard& s = shards_[shard];
+  SpinGuard g(s.lock);
+  A::registry_prev(t) = nullptr;
+  A::registry_next(t) = s.head;
+  if (s.head != nullptr) {
+    A::registry_prev(s.head) = t;
+  }
+  s.head = t;
+}
+
+void Registry::remove(TaskCore* t) {
+  using A = TaskAccess;
+  Shard& s = shards_[A::registry_shard(t)];
+  {
+    SpinGuard g(s.lock);
+    TaskCore* prev = A::registry_prev(t);
+    TaskCore* next = A::registry_next(t);
+    if (prev != nullptr) {
+      A::registry_next(prev) = next;
+    } else {
+      s.head = next;
+    }
+    if (next != nullptr) {
+      A::registry_prev(next) = prev;
+    }
+    A::registry_prev(t) = A::registry_next(t) = nullptr;
+  }
+  // release: a shutdown that sees zero also sees the completed tasks' effects.
+  if (live_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+      empty_waiters_.load(std::memory_order_seq_cst) > 0) {
+    std::lock_guard<std::mutex> lock(empty_mu_);
+    empty_cv_.notify_all();
+  }
+}
+
+std::vector<TaskCore*> Registry::snapshot() {
+  std::vector<TaskCore*> out;
+  out.reserve(live());
+  for (unsigned i = 0; i < nshards_; ++i) {
+    Shard& s = shards_[i];
+    SpinGuard g(s.lock);
+    for (TaskCore* t = s.head; t != nullptr; t = TaskAccess::registry_next(t)) {
+      t->ref();
+      out.push_back(t);
+    }
+  }
+  return out;
+}
+
+bool Registry::wait_empty_for(std::int64_t timeout_ms) {
+  std::unique_lock<std::mutex> lock(empty_mu_);
+  // seq_cst: pairs with the seq_cst load in remove() (StoreLoad: either the
+  // last remover sees a waiter, or we see zero below).
+  empty_waiters_.fetch_add(1, std::memory_order_seq_cst);
+  bool empty = empty_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                                  [&] { return live_.load(std::memory_order_seq_cst) == 0; });
+  empty_waiters_.fetch_sub(1, std::memory_order_relaxed);
+  return empty;
+}
+
+}  // namespace spindle::detail

@@ -1,0 +1,50 @@
+// Every live task of a runtime, for all_tasks(), dump_tasks() and shutdown.
+//
+// Sharded: one intrusive list per worker plus one for spawns from outside,
+// each under its own spin lock. A task is added by its spawner (to the
+// spawning worker's shard, usually uncontended) and removed when it
+// completes, before the scheduler drops its reference (task_state.hpp
+// INV-T4) — so a snapshot taken under a shard lock may take references to
+// every task it sees.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <spindle/detail/spin_lock.hpp>
+
+namespace spindle::detail {
+
+class TaskCore;
+
+class Registry {
+ public:
+  explicit Registry(unsigned shards);
+
+  void add(TaskCore* t, unsigned shard);
+  void remove(TaskCore* t);
+  // New references to every live task (caller unrefs).
+  std::vector<TaskCore*> snapshot();
+  std::size_t live() const noexcept { return live_.load(std::memory_order_acquire); }
+  // Blocks the calling plain thread until no task is live or the timeout
+  // (ms) passes; true when empty.
+  bool wait_empty_for(std::int64_t timeout_ms);
+
+ private:
+  struct alignas(64) Shard {
+    SpinLock lock;
+    TaskCore* head = nullptr;
+  };
+  std::unique_ptr<Shard[]> shards_;
+  unsigned nshards_;
+  std::atomic<std::size_t> live_{0};
+  std::atomic<int> empty_waiters_{0};
+  std::mutex empty_mu_;
+  std::condition_variable empty_cv_;
+};
+
+}  // namespace spindle::detail

@@ -1,0 +1,255 @@
+// A worker's local run queue: a bounded FIFO ring that its owner pushes to
+// and pops from, other workers steal half of, and any thread may *claim* one
+// known entry out of (to run a not-yet-started task inline in the task that
+// awaits it).
+//
+// Roles
+//   owner    push_back(), pop_front(), reclaim_tail_holes(): one thread at a
+//            time (the worker), never concurrently with itself.
+//   stealer  steal_into(): any other worker, concurrently with the owner and
+//            with other stealers.
+//   claimer  try_claim(): any thread, concurrently with everything.
+//
+// Layout (after tokio's multi_thread/queue.rs)
+//   head_  u64 = steal:32 | real:32. `real` is the next index to hand out;
+//          `steal` trails it while a stealer is still copying [steal, real).
+//   tail_  u32, written only by the owner: the next index to fill.
+//   slots_ kCapacity atomic pointers; index i lives in slots_[i % kCapacity].
+// Indices are free-running u32s; differences are taken mod 2^32.
+//
+// Invariants
+//   INV-Q1  steal <= real <= tail (mod 2^32) and tail - steal <= kCapacity:
+//           the owner never overwrites a slot a stealer may still read.
+//   INV-Q2  an entry is taken out of its slot only by an exchange (consumers)
+//           or a compare_exchange (claimers) that leaves nullptr behind, so
+//           every pushed pointer is taken exactly once. A consumer that
+//           finds nullptr skips the slot: it is a *hole* left by a claim.
+//   INV-Q3  a slot of index i is written by push only while i is in
+//           [tail, steal + kCapacity), i.e. after every consumer of the
+//           previous lap has finished with it (INV-Q1).
+//   INV-Q4  reclaim_tail_holes() lowers tail only over holes that no stealer
+//           has claimed and none can claim: the proof is at the function.
+//
+// Transitions
+//   push_back     owner: slot.store(relaxed); tail.store(release)
+//   pop_front     owner: head CAS real+1 (and steal+1 when equal), acq_rel;
+//                 then slot.exchange(nullptr, acquire)
+//   steal_into    stealer: head.load(seq_cst), tail.load(seq_cst), CAS
+//                 real+n keeping steal (acq_rel); exchange the n slots;
+//                 CAS steal=real (acq_rel)
+//   try_claim     any: slot.compare_exchange(task -> nullptr, acq_rel)
+//   reclaim       owner: tail.exchange(t-1, seq_cst); head.load(seq_cst)
+//
+// Why a claimable ring. A task that awaits a child nobody has started can run
+// the child's body on its own stack (as oneTBB and Cilk do) — no fiber, no
+// switch. The child's queue entry must not linger: a stale entry would pin
+// the task's memory until some worker popped it, and a fork-join tree would
+// fill the ring with them. Claiming empties the slot; the owner trims holes
+// at the tail at once, so a depth-first fork-join keeps the ring short.
+//
+// Rejected designs
+//   - Growable ring: growth copies entries, and a claim could then take the
+//     old copy while the new one is still queued.
+//   - Chase-Lev deque (owner pops LIFO): fork-join friendly, but a single
+//     worker with thousands of runnable tasks must serve them roughly FIFO.
+//   - Stale entries with a reference each (no claim): unbounded retention.
+//
+// Papers: Chase & Lev, "Dynamic circular work-stealing deque" (SPAA 2005);
+// Lê, Pop, Cohen, Zappa Nardelli, "Correct and efficient work-stealing for
+// weak memory models" (PPoPP 2013) — the seq_cst StoreLoad argument below is
+// theirs, adapted to a batch steal.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "debug.hpp"
+
+namespace spindle::detail {
+
+template <class T, std::uint32_t kCapacity = 256>
+class RunQueue {
+  static_assert((kCapacity & (kCapacity - 1)) == 0, "capacity must be a power of two");
+  static_assert(kCapacity <= (1u << 30), "indices must not alias across a lap");
+  static constexpr std::uint32_t kMask = kCapacity - 1;
+
+ public:
+  static constexpr std::uint32_t capacity() noexcept { return kCapacity; }
+
+  RunQueue() {
+    for (auto& s : slots_) {
+      s.store(nullptr, std::memory_order_relaxed);
+    }
+  }
+  RunQueue(const RunQueue&) = delete;
+  RunQueue& operator=(const RunQueue&) = delete;
+
+  // Owner. Appends `v`; false when full (the caller overflows elsewhere).
+  // On success *index receives the entry's index for try_claim().
+  bool push_back(T* v, std::uint32_t* index) noexcept {
+    std::uint32_t t = tail_.load(std::memory_order_relaxed);  // relaxed: we are its only writer
+    // acquire: pairs with the acq_rel CAS that finished a steal; the stealer
+    // has read the slots we are about to reuse (INV-Q1, INV-Q3).
+    std::uint64_t h = head_.load(std::memory_order_acquire);
+    if (t - steal_part(h) >= kCapacity) {
+      return false;
+    }
+    slots_[t & kMask].store(v, std::memory_order_relaxed);
+    // release: publishes the slot to stealers that load tail with acquire
+    // (or seq_cst) in steal_into().
+    tail_.store(t + 1, std::memory_order_release);
+    *index = t;
+    return true;
+  }
+
+  // Owner. Takes the oldest entry, skipping holes; nullptr when empty.
+  T* pop_front() noexcept {
+    for (;;) {
+      std::uint64_t h = head_.load(std::memory_order_acquire);
+      std::uint32_t real = real_part(h);
+      if (real == tail_.load(std::memory_order_relaxed)) {
+        return nullptr;
+      }
+      std::uint32_t steal = steal_part(h);
+      std::uint64_t next = pack(steal == real ? real + 1 : steal, real + 1);
+      // acq_rel: the CAS hands index `real` to us alone; it orders against
+      // stealers' CAS on the same word.
+      if (!head_.compare_exchange_weak(h, next, std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
+        continue;
+      }
+      // acquire: a claimer's CAS left nullptr; otherwise we read our own
+      // store. exchange, not load: a claimer may race us for this slot and
+      // exactly one of us may win it (INV-Q2).
+      T* v = slots_[real & kMask].exchange(nullptr, std::memory_order_acquire);
+      if (v != nullptr) {
+        return v;
+      }
+    }
+  }
+
+  // Stealer. Moves about half of this queue's entries into `dst` (owned by
+  // the caller) via `push(v)`, a callable that must not fail. Returns the
+  // number of entries moved (holes are not counted).
+  template <class Push>
+  std::uint32_t steal_into(Push&& push, std::uint32_t max_batch) noexcept {
+    std::uint64_t h;
+    std::uint32_t real, n;
+    for (;;) {
+      // seq_cst head and tail loads: the StoreLoad pairing with
+      // reclaim_tail_holes() (INV-Q4).
+      h = head_.load(std::memory_order_seq_cst);
+      if (steal_part(h) != real_part(h)) {
+        return 0;  // another stealer is copying; try elsewhere
+      }
+      real = real_part(h);
+      std::uint32_t t = tail_.load(std::memory_order_seq_cst);
+      std::uint32_t avail = t - real;
+      if (avail == 0 || avail > kCapacity) {
+        return 0;  // empty, or a torn view while the owner moved on: give up
+      }
+      n = avail - avail / 2;  // ceil(avail / 2)
+      if (n > max_batch) {
+        n = max_batch;
+      }
+      // acq_rel: claims [real, real+n) for us; `steal` stays at `real`, so
+      // the owner will not reuse those slots until we release them below.
+      if (head_.compare_exchange_strong(h, pack(real, real + n), std::memory_order_acq_rel,
+                                        std::memory_order_relaxed)) {
+        break;
+      }
+    }
+    std::uint32_t moved = 0;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      // acquire: the slot was published by the owner's release of tail,
+      // which our seq_cst tail load synchronized with; exchange for INV-Q2.
+      T* v = slots_[(real + i) & kMask].exchange(nullptr, std::memory_order_acquire);
+      if (v != nullptr) {
+        push(v);
+        ++moved;
+      }
+    }
+    // Finish the steal: steal catches up with real (which the owner may have
+    // advanced meanwhile by popping).
+    std::uint64_t cur = head_.load(std::memory_order_acquire);
+    for (;;) {
+      SPINDLE_ASSERT(steal_part(cur) == real, "run queue: steal cursor moved under a stealer");
+      std::uint32_t r = real_part(cur);
+      // release: our reads of the slots happen before the owner's reuse of
+      // them (its acquire load of head in push_back).
+      if (head_.compare_exchange_weak(cur, pack(r, r), std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+        return moved;
+      }
+    }
+  }
+
+  // Any thread. Takes `v` out of the slot of `index` if it is still there.
+  // Success means no consumer will ever see it (INV-Q2).
+  bool try_claim(std::uint32_t index, T* v) noexcept {
+    T* expected = v;
+    // acq_rel: winning makes us the task's only taker; acquire also makes
+    // the owner's writes before push visible if we are another thread.
+    return slots_[index & kMask].compare_exchange_strong(expected, nullptr,
+                                                         std::memory_order_acq_rel,
+                                                         std::memory_order_relaxed);
+  }
+
+  // Owner. Lowers tail over trailing holes so a depth-first fork-join
+  // reuses the same few slots.
+  //
+  // INV-Q4 proof sketch. Let t be tail and the hole at t-1. We publish
+  // tail = t-1 with a seq_cst RMW, then read head with seq_cst. A stealer
+  // reads head (seq_cst) then tail (seq_cst) and claims ceil(len/2) entries
+  // from head; its range includes t-1 only if it read tail == t and
+  // head == t-1. Its tail read then precedes our RMW in the single order S
+  // (it read an older value), so its head read precedes our head read in S,
+  // and by coherence our read returns t-1 or later. Hence if we read
+  // real <= t-2, no stealer can claim t-1 and the hole is ours to drop;
+  // otherwise we put tail back and leave the hole to be skipped.
+  void reclaim_tail_holes() noexcept {
+    for (;;) {
+      std::uint32_t t = tail_.load(std::memory_order_relaxed);
+      if (real_part(head_.load(std::memory_order_acquire)) == t) {
+        return;
+      }
+      if (slots_[(t - 1) & kMask].load(std::memory_order_relaxed) != nullptr) {
+        return;  // not a hole; slots are only emptied, never filled, by others
+      }
+      tail_.exchange(t - 1, std::memory_order_seq_cst);
+      std::uint32_t real = real_part(head_.load(std::memory_order_seq_cst));
+      if (static_cast<std::int32_t>((t - 1) - real) <= 0) {
+        // t-1 is at or before head: a stealer may own it. Restore.
+        tail_.store(t, std::memory_order_release);
+        return;
+      }
+    }
+  }
+
+  // Approximate length (holes included). Any thread.
+  std::uint32_t len() const noexcept {
+    std::uint64_t h = head_.load(std::memory_order_acquire);
+    std::uint32_t t = tail_.load(std::memory_order_acquire);
+    std::uint32_t n = t - real_part(h);
+    return n > kCapacity ? 0 : n;
+  }
+  bool empty() const noexcept { return len() == 0; }
+  // Owner-side view of the index of the last entry (for the hole check).
+  std::uint32_t tail_index() const noexcept { return tail_.load(std::memory_order_relaxed); }
+
+ private:
+  static std::uint32_t real_part(std::uint64_t h) noexcept { return static_cast<std::uint32_t>(h); }
+  static std::uint32_t steal_part(std::uint64_t h) noexcept {
+    return static_cast<std::uint32_t>(h >> 32);
+  }
+  static std::uint64_t pack(std::uint32_t steal, std::uint32_t real) noexcept {
+    return (static_cast<std::uint64_t>(steal) << 32) | real;
+  }
+
+  alignas(64) std::atomic<std::uint64_t> head_{0};
+  alignas(64) std::atomic<std::uint32_t> tail_{0};
+  alignas(64) std::atomic<T*> slots_[kCapacity];
+};
+
+}  // namespace spindle::detail

@@ -1,0 +1,197 @@
+// spindle::Runtime and the process-wide glue (globals.hpp).
+#include <spindle/runtime.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <mutex>
+#include <vector>
+
+#include "globals.hpp"
+#include "scheduler.hpp"
+#include "task_access.hpp"
+#include "worker.hpp"
+
+namespace spindle {
+namespace detail {
+namespace {
+
+std::mutex g_schedulers_mu;
+std::vector<Scheduler*>& live_schedulers() {
+  static std::vector<Scheduler*> v;  // guarded by g_schedulers_mu
+  return v;
+}
+
+}  // namespace
+
+void register_scheduler(Scheduler* s) {
+  std::lock_guard<std::mutex> lock(g_schedulers_mu);
+  live_schedulers().push_back(s);
+}
+
+void unregister_scheduler(Scheduler* s) {
+  std::lock_guard<std::mutex> lock(g_schedulers_mu);
+  std::erase(live_schedulers(), s);
+}
+
+bool schedule_soon(std::function<void()> fn) {
+  Worker* w = Worker::current();
+  if (w != nullptr && !w->scheduler().closed()) {
+    w->scheduler().call_soon(std::move(fn));
+    return true;
+  }
+  // Holding the lock keeps the runtime from being torn down under us: its
+  // destructor unregisters first.
+  std::lock_guard<std::mutex> lock(g_schedulers_mu);
+  for (auto it = live_schedulers().rbegin(); it != live_schedulers().rend(); ++it) {
+    if (!(*it)->closed()) {
+      (*it)->call_soon(std::move(fn));
+      return true;
+    }
+  }
+  return false;
+}
+
+void report_task_exception(TaskCore* t, std::exception_ptr e) noexcept {
+  // The task's runtime may be gone (a handle outlived it): look it up among
+  // the live ones and copy its handler under the lock.
+  std::function<void(const TaskRef&, std::exception_ptr)> handler;
+  {
+    std::lock_guard<std::mutex> lock(g_schedulers_mu);
+    auto& v = live_schedulers();
+    Scheduler* owner = TaskAccess::sched(t);
+    if (std::find(v.begin(), v.end(), owner) != v.end()) {
+      handler = owner->exception_handler();
+    }
+  }
+  TaskRef ref = TaskRef::adopt(t);  // the reference resurrected for us
+  if (handler) {
+    try {
+      handler(ref, std::move(e));
+    } catch (...) {
+      std::fputs("spindle: the exception handler threw; ignored\n", stderr);
+    }
+    return;
+  }
+  std::string line = "spindle: Task exception was never retrieved: " + t->repr() + "\n";
+  std::fputs(line.c_str(), stderr);
+}
+
+void schedule_wake(TaskCore* root) { TaskAccess::sched(root)->wake(root); }
+
+Scheduler* current_scheduler_or_throw(const char* what) {
+  Worker* w = Worker::current();
+  if (w == nullptr) {
+    throw InvalidStateError(std::string(what) +
+                            " called outside a spindle runtime (use Runtime::spawn from "
+                            "other threads)");
+  }
+  return &w->scheduler();
+}
+
+void spawn_task(Scheduler* sched, TaskCore* task) {
+  if (sched == nullptr) {
+    sched = current_scheduler_or_throw("spindle::spawn");
+  }
+  sched->spawn(task);
+}
+
+[[noreturn]] void throw_empty_handle() {
+  throw InvalidStateError("use of an empty (moved-from or default) handle");
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------
+// Runtime
+// ---------------------------------------------------------------------------
+
+Runtime::Runtime(Options options) : sched_(std::make_unique<detail::Scheduler>(options)) {
+  detail::register_scheduler(sched_.get());
+}
+
+Runtime::~Runtime() {
+  if (detail::Worker::current() != nullptr &&
+      &detail::Worker::current()->scheduler() == sched_.get()) {
+    std::fputs("spindle: a Runtime was destroyed from one of its own tasks\n", stderr);
+    std::abort();
+  }
+  shutdown();
+}
+
+detail::Scheduler* Runtime::scheduler() const { return sched_.get(); }
+
+unsigned Runtime::workers() const noexcept { return sched_->num_workers(); }
+
+void Runtime::block_on_wait(detail::FutureCore* main) {
+  if (detail::Worker::current() != nullptr) {
+    throw InvalidStateError("block_on called from inside a runtime worker; await instead");
+  }
+  main->wait();
+  sched_->cancel_all_and_wait();
+}
+
+void Runtime::call_soon(std::function<void()> fn) {
+  if (sched_->closed()) {
+    throw InvalidStateError("call_soon on a runtime that is shut down");
+  }
+  sched_->call_soon(std::move(fn));
+}
+
+TimerHandle Runtime::call_later(Duration d, std::function<void()> fn) {
+  return TimerHandle(sched_->call_later(d.count(), std::move(fn)));
+}
+
+void Runtime::shutdown() {
+  sched_->shutdown();
+  detail::unregister_scheduler(sched_.get());
+}
+
+Stats Runtime::stats() const { return sched_->stats(); }
+
+void Runtime::dump_tasks(std::ostream& os) const { sched_->dump_tasks(os); }
+
+std::vector<TaskRef> Runtime::all_tasks() const {
+  std::vector<TaskRef> out;
+  for (detail::TaskCore* t : sched_->registry().snapshot()) {
+    out.push_back(TaskRef::adopt(t));
+  }
+  return out;
+}
+
+void Runtime::set_exception_handler(
+    std::function<void(const TaskRef&, std::exception_ptr)> handler) {
+  sched_->set_exception_handler(std::move(handler));
+}
+
+// ---------------------------------------------------------------------------
+// TimerHandle
+// ---------------------------------------------------------------------------
+
+bool TimerHandle::cancel() {
+  if (!state_) {
+    return false;
+  }
+  int armed = 0;
+  // acq_rel: decides cancel vs fire once (pairs with on_fire's CAS).
+  if (!state_->phase.compare_exchange_strong(armed, 2, std::memory_order_acq_rel)) {
+    return false;
+  }
+  if (state_->heap != nullptr && state_->heap->remove(state_.get())) {
+    std::shared_ptr<detail::CallLaterState> drop = std::move(state_->self);
+  }
+  // Else the firing worker removed it and drops the self-reference.
+  return true;
+}
+
+bool TimerHandle::cancelled() const {
+  return state_ && state_->phase.load(std::memory_order_acquire) == 2;
+}
+
+TimePoint TimerHandle::when() const {
+  if (!state_) {
+    return TimePoint{};
+  }
+  return TimePoint(Duration(state_->deadline_ns));
+}
+
+}  // namespace spindle

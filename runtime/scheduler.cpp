@@ -1,0 +1,442 @@
+// spindle's scheduler: how tasks find a thread to run on.
+//
+// == Pieces ==
+//
+// A Runtime owns N workers (one OS thread each; N = the CPUs this process may
+// use). Each worker has:
+//   - a LIFO slot: the task most recently woken by the running task. It runs
+//     next, while the data the waker just wrote is still in cache (Go's
+//     runnext, tokio's lifo_slot). At most kMaxLifoStreak picks in a row come
+//     from the slot; then its task goes to the back of the queue, so two
+//     tasks ping-ponging through the slot cannot starve a third.
+//   - a ring (run_queue.hpp): bounded FIFO, 256 entries, stealable.
+//   - an overflow list: FIFO behind the ring, under a spin lock. A worker
+//     with thousands of runnable tasks keeps them all local and in order;
+//     whenever the overflow holds anything, new work queues behind it, and
+//     an empty ring refills from its head. (Tokio instead moves overflow to
+//     the global queue, which it checks every 61st task: past 256 runnable
+//     connections a one-worker server's p99 goes from milliseconds to
+//     ~100 ms. We keep FIFO order instead.)
+//   - a timer heap (timer.hpp), a parker (parker.hpp), a fiber cache.
+// Shared by all workers: the injection queue for work from other threads
+// (inject_queue.hpp), the idle accounting (idle.hpp), the task registry
+// (registry.hpp), the stack allocator and fiber pool.
+//
+// == Picking the next task ==
+//
+// A fiber whose task suspends or finishes picks the next task itself:
+// LIFO slot, then ring, then overflow; it switches straight to that task's
+// fiber (or, for a task that never ran, runs it on its own stack if it is
+// free, or on a spare fiber). Every kMaintenanceInterval (61) picks — or
+// when nothing is local — it switches to the worker's scheduler context,
+// which fires due timers, takes one task from the injection queue (so the
+// queue is served at least every 61 picks), then local work, then a batch
+// from the injection queue, then steals, then parks.
+//
+// == Stealing and parking ==
+//
+// An idle worker becomes a *searcher* (at most half the workers search at
+// once) and steals half of a random victim's ring, or half of its overflow
+// when the ring is empty. Finding nothing, it parks on its futex, with a
+// timeout at the earliest timer of any worker. Work made available while
+// nobody searches unparks one sleeper, which comes back as a searcher; a
+// searcher that finds work, if it was the last one, wakes another. The last
+// searcher to park re-checks every queue after announcing itself parked
+// (idle.hpp INV-I3), so no wakeup is lost. An idle runtime therefore sleeps
+// in futex_wait with no timers armed: no CPU.
+//
+// == Running a child inline ==
+//
+// A task that awaits a child no worker has started takes the child out of
+// its queue slot (run_queue.hpp try_claim) and runs the child's body on its
+// own stack, as oneTBB and Cilk do: no fiber, no switch, no queue traffic.
+// Only tasks that really suspend ever need a stack of their own. The room
+// left on the awaiting task's stack bounds the nesting.
+//
+// == Waking ==
+//
+// Wakeups go through the task state word (task_state.hpp) and one-shot
+// waiters (waiter.hpp). A task woken while still switching away is re-queued
+// by its own worker after the switch (PostAction::kRelease), never by the
+// waker, so a fiber is never resumed while it still runs elsewhere.
+//
+// == Rejected designs ==
+//   - One fiber per task, always: a fork-join tree of a million tasks would
+//     need a million stack switches and stacks; inline children need none.
+//   - Scheduler context between every pair of tasks (Go's g0 hop): two
+//     jumps per switch instead of one.
+//   - A global queue for overflow (tokio): breaks FIFO service under load.
+#include "scheduler.hpp"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <ostream>
+#include <sstream>
+#include <string>
+
+#include "debug.hpp"
+#include "task_access.hpp"
+#include "task_state.hpp"
+#include "worker.hpp"
+
+namespace spindle::detail {
+namespace {
+
+using A = TaskAccess;
+
+// CPUs from the cgroup v2 quota ("max 100000" means none), if any.
+unsigned cgroup_cpu_limit() {
+  std::ifstream f("/sys/fs/cgroup/cpu.max");
+  std::string quota, period;
+  if (!(f >> quota >> period) || quota == "max") {
+    return 0;
+  }
+  double q = std::stod(quota), p = std::stod(period);
+  if (q <= 0 || p <= 0) {
+    return 0;
+  }
+  return static_cast<unsigned>(std::max(1.0, (q + p - 1) / p));
+}
+
+}  // namespace
+
+unsigned default_worker_count() {
+  cpu_set_t set;
+  unsigned n = 0;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    n = static_cast<unsigned>(CPU_COUNT(&set));
+  }
+  if (n == 0) {
+    n = static_cast<unsigned>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+  }
+  unsigned quota = cgroup_cpu_limit();
+  if (quota != 0 && quota < n) {
+    n = quota;
+  }
+  return n;
+}
+
+Scheduler::Scheduler(const Options& options)
+    : options_(options),
+      stacks_(options.stack_size, options.guard_pages),
+      fiber_pool_(stacks_, 4096),
+      idle_(options.workers != 0 ? options.workers : default_worker_count()),
+      registry_((options.workers != 0 ? options.workers : default_worker_count()) + 1) {
+  unsigned n = options.workers != 0 ? options.workers : default_worker_count();
+  options_.workers = n;
+  workers_.reserve(n);
+  for (unsigned i = 0; i < n; ++i) {
+    workers_.push_back(std::make_unique<Worker>(*this, i));
+  }
+  monitor_ = std::make_unique<Monitor>(*this, n, options.slow_task_warning);
+  for (auto& w : workers_) {
+    w->start();
+  }
+  monitor_->start();
+}
+
+Scheduler::~Scheduler() {
+  shutdown();
+}
+
+std::uint64_t Scheduler::next_external_id() noexcept {
+  // relaxed: uniqueness needs only atomicity.
+  return next_id_.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::uint64_t Scheduler::next_external_id_block() noexcept {
+  return next_id_.fetch_add(kIdBlock, std::memory_order_relaxed);
+}
+
+// ---------------------------------------------------------------------------
+// Tasks
+// ---------------------------------------------------------------------------
+
+void Scheduler::spawn(TaskCore* t) {
+  Worker* w = Worker::current();
+  const bool local = w != nullptr && &w->scheduler() == this;
+  if (!local && closed()) {
+    throw InvalidStateError("spawn on a runtime that is shut down");
+  }
+  A::sched(t) = this;
+  A::id(t) = local ? w->take_id() : next_external_id();
+  if (local && w->current_fiber() != nullptr && w->current_fiber()->current != nullptr) {
+    A::spawner_id(t) = A::id(w->current_fiber()->current);
+  }
+  // Not yet shared with anyone: a plain store. The queue push below
+  // publishes it (release).
+  t->word().store(initial_task_word(), std::memory_order_relaxed);
+  registry_.add(t, local ? w->index() : num_workers());
+  if (local) {
+    w->counters().bump(w->counters().spawned);
+    w->push_local(t);
+    notify_work();
+  } else {
+    submit_remote(t);
+  }
+}
+
+void Scheduler::wake(TaskCore* t) {
+  if (transition_notify(t) == NotifyResult::kNothing) {
+    return;  // running (its owner re-queues it) or already queued
+  }
+  Worker* w = Worker::current();
+  if (w != nullptr && &w->scheduler() == this) {
+    w->push_woken(t);
+  } else {
+    submit_remote(t);
+  }
+}
+
+void Scheduler::submit_remote(TaskCore* t) {
+  inject_.push(t);
+  notify_work();
+}
+
+void Scheduler::notify_work() {
+  int w = idle_.worker_to_notify();
+  if (w >= 0) {
+    workers_[static_cast<unsigned>(w)]->parker().unpark();
+  }
+}
+
+namespace {
+
+struct CallSoonBody {
+  std::function<void()> fn;
+  void operator()() { fn(); }
+};
+
+}  // namespace
+
+void Scheduler::call_soon(std::function<void()> fn) {
+  auto task = make_task(CallSoonBody{std::move(fn)}, "call_soon");
+  spawn(static_cast<TaskCore*>(task.core()));
+}
+
+std::shared_ptr<CallLaterState> Scheduler::call_later(std::int64_t delay_ns,
+                                                      std::function<void()> fn) {
+  if (closed()) {
+    throw InvalidStateError("call_later on a runtime that is shut down");
+  }
+  auto s = std::make_shared<CallLaterState>();
+  s->fn = std::move(fn);
+  s->sched = this;
+  s->deadline_ns = now_ns() + std::max<std::int64_t>(0, delay_ns);
+  s->on_fire = [](TimerEntry* e) {
+    auto* st = static_cast<CallLaterState*>(e);
+    std::shared_ptr<CallLaterState> keep = std::move(st->self);
+    int armed = 0;
+    // acq_rel: decides fire vs cancel once; pairs with TimerHandle::cancel().
+    if (st->phase.compare_exchange_strong(armed, 1, std::memory_order_acq_rel)) {
+      try {
+        st->sched->call_soon(std::move(st->fn));
+      } catch (const InvalidStateError&) {
+        // The runtime is shutting down: the callback is dropped.
+      }
+    }
+  };
+  s->self = s;
+  arm_timer(s.get());
+  return s;
+}
+
+void Scheduler::arm_timer(TimerEntry* e) {
+  Worker* w = Worker::current();
+  if (w != nullptr && &w->scheduler() == this) {
+    w->timers().insert(e);
+    return;  // this worker is awake and will compute its park timeout itself
+  }
+  unsigned i = remote_timer_rr_.fetch_add(1, std::memory_order_relaxed) % num_workers();
+  if (workers_[i]->timers().insert(e)) {
+    // A new earliest deadline: a parked worker must recompute its timeout.
+    for (unsigned s : idle_.sleepers()) {
+      workers_[s]->parker().unpark();
+      break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Lifecycle
+// ---------------------------------------------------------------------------
+
+void Scheduler::cancel_all_and_wait() {
+  if (Worker::current() != nullptr) {
+    throw InvalidStateError("a runtime cannot be shut down or block_on'd from its own worker");
+  }
+  const std::int64_t start = now_ns();
+  std::int64_t next_warning = start + 5'000'000'000;
+  for (;;) {
+    std::vector<TaskCore*> live = registry_.snapshot();
+    if (live.empty()) {
+      return;
+    }
+    for (TaskCore* t : live) {
+      // A task that swallowed our earlier request (uncancel) is asked again.
+      if (!t->done() && t->cancelling() == 0) {
+        t->request_cancel("");
+      }
+      t->unref();
+    }
+    if (registry_.wait_empty_for(100)) {
+      return;
+    }
+    if (now_ns() >= next_warning) {
+      next_warning += 5'000'000'000;
+      std::fprintf(stderr,
+                   "spindle: shutdown has waited %lld s for %zu task(s) to finish after "
+                   "cancellation:\n",
+                   static_cast<long long>((now_ns() - start) / 1'000'000'000), registry_.live());
+      std::ostringstream os;
+      dump_tasks(os);
+      std::fputs(os.str().c_str(), stderr);
+    }
+  }
+}
+
+void Scheduler::shutdown() {
+  std::lock_guard<std::mutex> lock(shutdown_mu_);
+  if (stopping_.load(std::memory_order_acquire)) {
+    return;
+  }
+  closed_.store(true, std::memory_order_release);
+  cancel_all_and_wait();
+  monitor_->stop();
+  stopping_.store(true, std::memory_order_release);
+  for (auto& w : workers_) {
+    w->parker().unpark();
+  }
+  for (auto& w : workers_) {
+    w->join();
+  }
+  // Timers that never fired: call_later entries still hold themselves.
+  std::vector<Waiter*> wake;
+  std::vector<TimerEntry*> callbacks;
+  for (auto& w : workers_) {
+    w->timers().take_due(TimerHeap::kNever, wake, callbacks);
+  }
+  SPINDLE_ASSERT(wake.empty(), "a task waiter outlived every task");
+  for (TimerEntry* e : callbacks) {
+    auto* st = static_cast<CallLaterState*>(e);
+    st->phase.store(2, std::memory_order_relaxed);
+    std::shared_ptr<CallLaterState> drop = std::move(st->self);
+  }
+  for (auto& w : workers_) {
+    w->drain_fibers();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Introspection
+// ---------------------------------------------------------------------------
+
+std::int64_t Scheduler::earliest_deadline() noexcept {
+  std::int64_t d = TimerHeap::kNever;
+  for (auto& w : workers_) {
+    d = std::min(d, w->timers().next_deadline());
+  }
+  return d;
+}
+
+bool Scheduler::any_stealable_work() noexcept {
+  if (inject_.len() != 0) {
+    return true;
+  }
+  for (auto& w : workers_) {
+    if (w->has_stealable_work()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Stats Scheduler::stats() {
+  Stats s;
+  auto add = [](WorkerStats& to, const WorkerStats& from) {
+    to.spawned += from.spawned;
+    to.started += from.started;
+    to.resumed += from.resumed;
+    to.inline_runs += from.inline_runs;
+    to.steals += from.steals;
+    to.stolen += from.stolen;
+    to.injected += from.injected;
+    to.overflowed += from.overflowed;
+    to.parks += from.parks;
+    to.timers_fired += from.timers_fired;
+  };
+  for (auto& w : workers_) {
+    WorkerCounters& c = w->counters();
+    auto ld = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    WorkerStats ws;
+    ws.spawned = ld(c.spawned);
+    ws.started = ld(c.started);
+    ws.resumed = ld(c.resumed);
+    ws.inline_runs = ld(c.inline_runs);
+    ws.steals = ld(c.steals);
+    ws.stolen = ld(c.stolen);
+    ws.injected = ld(c.injected);
+    ws.overflowed = ld(c.overflowed);
+    ws.parks = ld(c.parks);
+    ws.timers_fired = ld(c.timers_fired);
+    add(s.total, ws);
+    s.workers.push_back(ws);
+  }
+  s.live_tasks = registry_.live();
+  s.fibers_pooled = fiber_pool_.size();
+  s.guarded_stack_budget = stacks_.guard_budget();
+  s.stack_size = stacks_.stack_size();
+  return s;
+}
+
+void Scheduler::dump_tasks(std::ostream& os) {
+  std::vector<TaskCore*> live = registry_.snapshot();
+  std::sort(live.begin(), live.end(),
+            [](TaskCore* a, TaskCore* b) { return a->id() < b->id(); });
+  os << "spindle: " << live.size() << " live task(s)\n";
+  for (TaskCore* t : live) {
+    std::uint64_t word = t->word().load(std::memory_order_acquire);
+    const char* state = (word & kComplete)  ? "finishing"
+                        : (word & kRunning) ? "running"
+                        : (word & kNotified) ? ((word & kStarted) ? "runnable" : "queued")
+                                             : "suspended";
+    std::string waits;
+    std::uint64_t spawner;
+    {
+      SpinGuard g(A::lock(t));
+      if (A::wait_reason(t) != nullptr) {
+        waits = A::wait_reason(t);
+      }
+      if (FutureCore* f = A::awaiting(t)) {
+        waits += f->is_task() ? " task #" + std::to_string(static_cast<TaskCore*>(f)->id())
+                              : std::string(" a future");
+      }
+      spawner = A::spawner_id(t);
+    }
+    os << "  #" << t->id() << " '" << t->name() << "' " << state;
+    if (!waits.empty()) {
+      os << ", waiting on " << waits;
+    }
+    if (t->cancelling() > 0) {
+      os << ", cancelling=" << t->cancelling();
+    }
+    os << ", spawned by " << (spawner != 0 ? "#" + std::to_string(spawner) : "outside") << "\n";
+    t->unref();
+  }
+}
+
+void Scheduler::set_exception_handler(std::function<void(const TaskRef&, std::exception_ptr)> h) {
+  std::lock_guard<std::mutex> lock(handler_mu_);
+  exception_handler_ = std::move(h);
+}
+
+std::function<void(const TaskRef&, std::exception_ptr)> Scheduler::exception_handler() {
+  std::lock_guard<std::mutex> lock(handler_mu_);
+  return exception_handler_;
+}
+
+}  // namespace spindle::detail

@@ -1,0 +1,108 @@
+// The runtime behind spindle::Runtime: workers, injection queue, idle
+// accounting, task registry, stacks. The design essay is in scheduler.cpp.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <spindle/runtime.hpp>
+
+#include "fiber.hpp"
+#include "idle.hpp"
+#include "inject_queue.hpp"
+#include "registry.hpp"
+#include "stack.hpp"
+#include "monitor.hpp"
+#include "timer.hpp"
+
+namespace spindle::detail {
+
+class Worker;
+class TaskCore;
+
+struct CallLaterState : TimerEntry {
+  std::function<void()> fn;
+  Scheduler* sched = nullptr;
+  std::atomic<int> phase{0};  // 0 armed, 1 fired, 2 cancelled
+  std::shared_ptr<CallLaterState> self;  // keeps the entry alive while in a heap
+};
+
+class Scheduler {
+ public:
+  explicit Scheduler(const Options& options);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  const Options& options() const noexcept { return options_; }
+  unsigned num_workers() const noexcept { return static_cast<unsigned>(workers_.size()); }
+  Worker& worker(unsigned i) noexcept { return *workers_[i]; }
+  InjectQueue& inject() noexcept { return inject_; }
+  Idle& idle() noexcept { return idle_; }
+  Registry& registry() noexcept { return registry_; }
+  StackAllocator& stacks() noexcept { return stacks_; }
+  FiberPool& fiber_pool() noexcept { return fiber_pool_; }
+
+  // --- tasks -------------------------------------------------------------
+  void spawn(TaskCore* t);
+  // The winner of a Waiter wakes its task (waiter.hpp INV-W1).
+  void wake(TaskCore* t);
+  // Queues a runnable task from a thread that is not one of our workers.
+  void submit_remote(TaskCore* t);
+  // After making work available: unpark a worker if nobody is searching.
+  void notify_work();
+  void call_soon(std::function<void()> fn);
+  std::shared_ptr<CallLaterState> call_later(std::int64_t delay_ns, std::function<void()> fn);
+  // Arms a timer on the calling worker, or on some worker from outside.
+  void arm_timer(TimerEntry* e);
+
+  // --- lifecycle ---------------------------------------------------------
+  // Cancels every live task and waits until none is left (asyncio.run's
+  // ending). Re-cancels tasks that swallowed the request; warns on stderr
+  // every few seconds while tasks remain.
+  void cancel_all_and_wait();
+  void shutdown();
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+  bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+
+  // --- introspection -----------------------------------------------------
+  Stats stats();
+  void dump_tasks(std::ostream& os);
+  std::int64_t earliest_deadline() noexcept;
+  bool any_stealable_work() noexcept;
+  std::uint64_t next_external_id() noexcept;
+  // Workers take task ids in blocks so spawning does not contend on one
+  // counter; ids are unique, increasing per spawning worker.
+  static constexpr std::uint64_t kIdBlock = 1024;
+  std::uint64_t next_external_id_block() noexcept;
+  Monitor& monitor() noexcept { return *monitor_; }
+
+  void set_exception_handler(std::function<void(const TaskRef&, std::exception_ptr)> h);
+  std::function<void(const TaskRef&, std::exception_ptr)> exception_handler();
+
+ private:
+  Options options_;
+  StackAllocator stacks_;
+  FiberPool fiber_pool_;
+  InjectQueue inject_;
+  Idle idle_;
+  Registry registry_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<Monitor> monitor_;
+  std::atomic<bool> closed_{false};    // shutdown began: no new outside spawns
+  std::atomic<bool> stopping_{false};  // workers must exit their loops
+  std::atomic<std::uint64_t> next_id_{1};
+  std::atomic<unsigned> remote_timer_rr_{0};
+  std::mutex handler_mu_;
+  std::function<void(const TaskRef&, std::exception_ptr)> exception_handler_;
+  std::mutex shutdown_mu_;
+};
+
+unsigned default_worker_count();
+
+}  // namespace spindle::detail

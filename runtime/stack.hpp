@@ -1,0 +1,85 @@
+// Task stacks: carved from large mmap'd chunks, committed lazily by the
+// kernel (only touched pages cost memory), optionally with a guard page.
+//
+// The map-count budget. Linux caps a process at vm.max_map_count mappings
+// (65,530 by default). A guard page splits a chunk's mapping, so every
+// guarded stack costs two mappings: at most ~32,000 guarded stacks could
+// exist, and the runtime must hold a million tasks. Decision: the first
+// stacks are guarded until they would use half of the map count left at
+// startup (about 15,000 stacks on a default kernel); stacks beyond that
+// budget come unguarded from the same kind of chunk, where a whole chunk is
+// one mapping. Pooled stacks are reused newest-first, so a program with fewer
+// than ~15,000 tasks suspended at once always runs on guarded stacks.
+// Unguarded stacks still carry a canary at their lowest word, checked at
+// every switch away from the fiber: an overflow there is reported (late, but
+// by name) instead of corrupting silently.
+//
+// Thread-safety: one StackAllocator per runtime, shared by its workers;
+// allocate() and release() lock a mutex. Workers keep their own fiber caches
+// in front of it (fiber.cpp), so the lock is off the hot path.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+namespace spindle::detail {
+
+struct StackRegion {
+  char* lo = nullptr;     // lowest usable byte (just above the guard page)
+  std::size_t size = 0;   // usable bytes
+  bool guarded = false;
+};
+
+inline constexpr std::uint64_t kStackCanary = 0x5350494e444c4521ULL;  // "SPINDLE!"
+
+class StackAllocator {
+ public:
+  StackAllocator(std::size_t stack_size, bool guard_pages);
+  ~StackAllocator();
+  StackAllocator(const StackAllocator&) = delete;
+  StackAllocator& operator=(const StackAllocator&) = delete;
+
+  std::size_t stack_size() const noexcept { return stack_size_; }
+  std::size_t guard_budget() const noexcept { return guard_budget_; }
+
+  StackRegion allocate();
+  // Gives the memory of these stacks back to the kernel (their contents are
+  // lost) and keeps the address ranges for reuse. Batches adjacent stacks
+  // into one madvise call.
+  void release(std::vector<StackRegion>& stacks);
+
+  // The guard page containing `addr`, if any: fills the stack it protects.
+  // Async-signal-safe (no locks; reads an append-only chunk table).
+  bool find_guard_hit(const void* addr, StackRegion* out) const noexcept;
+
+  static std::size_t page_size() noexcept;
+
+ private:
+  struct Chunk {
+    char* base;
+    std::size_t slots;
+  };
+  void add_chunk();
+
+  const std::size_t stack_size_;
+  const std::size_t slot_size_;  // stack + guard page
+  const bool guard_pages_;
+  std::size_t guard_budget_ = 0;
+
+  std::mutex mu_;
+  std::vector<StackRegion> free_;  // released, memory given back
+  std::size_t guarded_count_ = 0;
+  std::size_t next_slot_ = 0;      // in the newest chunk
+  std::size_t chunk_slots_ = 0;
+
+  // Append-only table for the signal handler; fixed capacity, published
+  // with release on chunk_count_.
+  static constexpr std::size_t kMaxChunks = 1 << 14;
+  Chunk* chunks_;
+  std::size_t chunk_count_ = 0;
+  std::size_t published_chunks_ = 0;  // atomic via __atomic builtins
+};
+
+}  // namespace spindle::detail

@@ -1,0 +1,163 @@
+// TaskCore: names, cancellation requests, running and completing.
+//
+// task_lock_ guards the cancellation and wait bookkeeping:
+//   must_cancel_, cancel_message_  a request not yet delivered as Cancelled
+//   num_cancels_                   cancelling(): requests not uncancel()ed
+//   current_wait_                  the Waiter the task is suspended on (if any)
+//   awaiting_                      the future that wait is for (if any)
+//   name_, wait_reason_
+//
+// Cancellation protocol (asyncio's Task.cancel, made thread-safe):
+//   INV-C1  cancel() first offers the request to the awaited future
+//           (awaiting_): a plain future gets cancelled, a task gets a
+//           request of its own; the awaiting task then learns the outcome
+//           from that future, as in asyncio. Only if that fails (nothing
+//           awaited, or it is already done) does the task get must_cancel_.
+//   INV-C2  must_cancel_ is set under task_lock_, and the task publishes
+//           current_wait_ under task_lock_ before it checks must_cancel_:
+//           either the canceller sees the wait and fires it, or the task
+//           sees the request before it suspends. No cancellation is lost.
+//   INV-C3  a request is delivered once: the delivering code clears
+//           must_cancel_ under the lock before throwing.
+#include <spindle/detail/task_core.hpp>
+
+#include <spindle/errors.hpp>
+
+#include "debug.hpp"
+#include "scheduler.hpp"
+#include "task_access.hpp"
+#include "task_runner.hpp"
+#include "task_state.hpp"
+#include "waiter.hpp"
+
+namespace spindle::detail {
+
+using A = TaskAccess;
+
+TaskCore::~TaskCore() {
+  SPINDLE_ASSERT(awaiting_ == nullptr, "task destroyed while awaiting a future");
+}
+
+std::string TaskCore::name() const {
+  SpinGuard g(task_lock_);
+  if (name_.empty()) {
+    return "Task-" + std::to_string(id_);
+  }
+  return name_;
+}
+
+void TaskCore::set_name(std::string name) {
+  SpinGuard g(task_lock_);
+  name_ = std::move(name);
+}
+
+bool TaskCore::request_cancel(std::string msg) {
+  {
+    SpinGuard g(task_lock_);
+    if (done()) {
+      return false;
+    }
+    ++num_cancels_;
+  }
+  FutureCore* tried = nullptr;
+  for (;;) {
+    FutureCore* target = nullptr;
+    Waiter* fired = nullptr;
+    {
+      SpinGuard g(task_lock_);
+      if (awaiting_ != nullptr && awaiting_ != tried) {
+        target = awaiting_;
+        target->ref();
+      } else {
+        must_cancel_ = true;
+        cancel_message_ = msg;
+        // INV-C2 and waiter.hpp INV-W2: fired under the lock the wait is
+        // published under.
+        if (current_wait_ != nullptr && current_wait_->try_fire()) {
+          fired = current_wait_;
+        }
+      }
+    }
+    if (target != nullptr) {
+      bool accepted = target->cancel(msg);  // INV-C1
+      target->unref();
+      if (accepted) {
+        return true;
+      }
+      tried = target;  // compared by address only
+      continue;
+    }
+    if (fired != nullptr) {
+      wake_waiter_owner(fired);
+    }
+    return true;
+  }
+}
+
+int TaskCore::cancelling() const {
+  SpinGuard g(task_lock_);
+  return static_cast<int>(num_cancels_);
+}
+
+int TaskCore::uncancel() {
+  SpinGuard g(task_lock_);
+  if (num_cancels_ > 0) {
+    --num_cancels_;
+    if (num_cancels_ == 0) {
+      must_cancel_ = false;  // as Python 3.13
+    }
+  }
+  return static_cast<int>(num_cancels_);
+}
+
+namespace {
+
+void complete_with_error(TaskCore* t, Status final_status, std::exception_ptr e) noexcept {
+  // A value constructor that threw leaves the status claimed; otherwise we
+  // claim now (nobody else completes a task's future).
+  if (t->status() == Status::kPending) {
+    bool won = t->claim_completion();
+    SPINDLE_ASSERT(won, "a task's future was completed by someone else");
+  }
+  t->set_error(std::move(e));
+  t->publish(final_status);
+}
+
+}  // namespace
+
+void execute_task(TaskCore* t) noexcept {
+  std::string pre_cancel_message;
+  bool pre_cancelled;
+  {
+    SpinGuard g(A::lock(t));
+    pre_cancelled = A::must_cancel(t);
+    if (pre_cancelled) {
+      A::must_cancel(t) = false;  // INV-C3
+      pre_cancel_message = A::cancel_message(t);
+    }
+  }
+  if (pre_cancelled) {
+    // Cancelled before it first ran: the body never starts (asyncio throws
+    // into the coroutine before its first line).
+    complete_with_error(t, Status::kCancelled, make_cancelled(std::move(pre_cancel_message)));
+    return;
+  }
+  try {
+    t->run_body();
+    if (t->status() == Status::kCompleting) {
+      t->publish(Status::kResult);
+    }
+  } catch (const Cancelled& c) {
+    complete_with_error(t, Status::kCancelled, std::current_exception());
+  } catch (...) {
+    complete_with_error(t, Status::kException, std::current_exception());
+  }
+}
+
+void finish_task(TaskCore* t) noexcept {
+  transition_complete(t);
+  A::sched(t)->registry().remove(t);
+  t->unref();  // the scheduler's reference (INV-T4)
+}
+
+}  // namespace spindle::detail

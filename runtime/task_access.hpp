@@ -1,0 +1,31 @@
+// Runtime-internal access to TaskCore's private fields (TaskCore befriends
+// this one struct so the public header needs no list of runtime classes).
+#pragma once
+
+#include <spindle/detail/task_core.hpp>
+
+namespace spindle::detail {
+
+struct TaskAccess {
+  static std::uint64_t& id(TaskCore* t) { return t->id_; }
+  static std::uint64_t& spawner_id(TaskCore* t) { return t->spawner_id_; }
+  static Scheduler*& sched(TaskCore* t) { return t->sched_; }
+  static Fiber*& fiber(TaskCore* t) { return t->fiber_; }
+  static TaskCore*& inline_parent(TaskCore* t) { return t->inline_parent_; }
+  static std::atomic<std::uint64_t>& queue_slot(TaskCore* t) { return t->queue_slot_; }
+  static TaskCore*& overflow_prev(TaskCore* t) { return t->overflow_prev_; }
+  static TaskCore*& overflow_next(TaskCore* t) { return t->overflow_next_; }
+  static TaskCore*& registry_prev(TaskCore* t) { return t->registry_prev_; }
+  static TaskCore*& registry_next(TaskCore* t) { return t->registry_next_; }
+  static std::uint32_t& registry_shard(TaskCore* t) { return t->registry_shard_; }
+  static SpinLock& lock(TaskCore* t) { return t->task_lock_; }
+  static bool& must_cancel(TaskCore* t) { return t->must_cancel_; }
+  static std::uint32_t& num_cancels(TaskCore* t) { return t->num_cancels_; }
+  static std::string& cancel_message(TaskCore* t) { return t->cancel_message_; }
+  static Waiter*& current_wait(TaskCore* t) { return t->current_wait_; }
+  static FutureCore*& awaiting(TaskCore* t) { return t->awaiting_; }
+  static const char*& wait_reason(TaskCore* t) { return t->wait_reason_; }
+  static std::string& raw_name(TaskCore* t) { return t->name_; }
+};
+
+}  // namespace spindle::detail

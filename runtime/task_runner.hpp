@@ -1,0 +1,20 @@
+// Running a task's body and completing it: shared by a task started on its
+// own fiber (Worker::run_root) and a child run inline by the task awaiting
+// it (wait.cpp).
+#pragma once
+
+namespace spindle::detail {
+
+class TaskCore;
+
+// Runs the body (or, if a cancellation came before the start, nothing) and
+// completes the future with the result, the exception, or Cancelled. Never
+// throws. The task may suspend inside; the caller may resume on another
+// worker.
+void execute_task(TaskCore* t) noexcept;
+// After execute_task: leaves the registry, marks the scheduling word
+// complete and drops the scheduler's reference (task_state.hpp INV-T4).
+// `t` may be gone when this returns.
+void finish_task(TaskCore* t) noexcept;
+
+}  // namespace spindle::detail

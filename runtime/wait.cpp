@@ -1,0 +1,361 @@
+// Waiting: Future::get()/wait_for() for tasks and plain threads, sleep,
+// yield, check_cancelled, and running a not-yet-started child inline.
+//
+// A task's wait (park_task) follows one pattern everywhere:
+//   1. build a Waiter on this stack, root = the task owning this fiber;
+//   2. publish it to every source that may fire it (future list, timer heap)
+//      under each source's lock;
+//   3. publish it as current_wait_ under task_lock_ and look for a pending
+//      cancellation (task.cpp INV-C2);
+//   4. suspend until it fired (waiter.hpp INV-W1: exactly one wake);
+//   5. unpublish it from every source, under each lock (INV-W2), before
+//      this frame returns.
+#include <spindle/detail/future_core.hpp>
+#include <spindle/detail/task_core.hpp>
+#include <spindle/errors.hpp>
+#include <spindle/this_task.hpp>
+
+#include <algorithm>
+
+#include "debug.hpp"
+#include "parker.hpp"
+#include "scheduler.hpp"
+#include "task_access.hpp"
+#include "task_runner.hpp"
+#include "task_state.hpp"
+#include "timer.hpp"
+#include "waiter.hpp"
+#include "worker.hpp"
+
+namespace spindle::detail {
+namespace {
+
+using A = TaskAccess;
+
+TaskCore* current_task_core() noexcept {
+  Worker* w = Worker::current();
+  if (w == nullptr) {
+    return nullptr;
+  }
+  Fiber* f = w->current_fiber();
+  return f != nullptr ? f->current : nullptr;
+}
+
+TaskCore* current_task_or_throw(const char* what) {
+  TaskCore* t = current_task_core();
+  if (t == nullptr) {
+    throw InvalidStateError(std::string(what) + " called outside a spindle task");
+  }
+  return t;
+}
+
+TaskCore* current_root() noexcept { return Worker::current()->current_fiber()->root; }
+
+// INV-C3: a pending request is delivered here, once.
+void deliver_cancellation(TaskCore* self) {
+  std::string msg;
+  {
+    SpinGuard g(A::lock(self));
+    if (!A::must_cancel(self)) {
+      return;
+    }
+    A::must_cancel(self) = false;
+    msg = A::cancel_message(self);
+  }
+  throw Cancelled(std::move(msg));
+}
+
+void link_waiter(FutureCore* f, Waiter* w) {
+  w->prev = f->waiters_tail();
+  w->next = nullptr;
+  if (f->waiters_tail() != nullptr) {
+    f->waiters_tail()->next = w;
+  } else {
+    f->waiters_head() = w;
+  }
+  f->waiters_tail() = w;
+  w->linked = true;
+}
+
+void unlink_waiter(FutureCore* f, Waiter* w) {
+  SpinGuard g(f->lock());
+  if (!w->linked) {
+    return;
+  }
+  (w->prev != nullptr ? w->prev->next : f->waiters_head()) = w->next;
+  (w->next != nullptr ? w->next->prev : f->waiters_tail()) = w->prev;
+  w->prev = w->next = nullptr;
+  w->linked = false;
+}
+
+// Links a waiter unless the future is already done. False if done.
+bool link_unless_done(FutureCore* f, Waiter* w) {
+  SpinGuard g(f->lock());
+  if (f->status() >= Status::kResult) {
+    return false;
+  }
+  link_waiter(f, w);
+  return true;
+}
+
+// Steps 3 and 4 of the pattern above.
+void park_task(TaskCore* self, Waiter& w, FutureCore* awaiting, const char* reason) {
+  bool pending;
+  std::string msg;
+  {
+    SpinGuard g(A::lock(self));
+    A::current_wait(self) = &w;
+    if (awaiting != nullptr) {
+      awaiting->ref();
+      A::awaiting(self) = awaiting;
+    }
+    A::wait_reason(self) = reason;
+    pending = A::must_cancel(self);
+    if (pending) {
+      msg = A::cancel_message(self);
+    }
+  }
+  bool fired_by_us = false;
+  if (pending) {
+    if (awaiting != nullptr) {
+      // A request pending when the wait starts cancels the awaited future
+      // instead, as if it had arrived during the wait (INV-C1).
+      if (awaiting->cancel(msg)) {
+        SpinGuard g(A::lock(self));
+        A::must_cancel(self) = false;
+      }
+    } else {
+      fired_by_us = w.try_fire();
+    }
+  }
+  if (!fired_by_us) {
+    // Suspend even if another firer already won: its wake is on its way and
+    // must be consumed here (task_state.hpp INV-T3).
+    do {
+      Worker::current()->suspend(PostAction::kRelease);
+    } while (!w.fired());
+  }
+  FutureCore* was_awaiting;
+  {
+    SpinGuard g(A::lock(self));
+    A::current_wait(self) = nullptr;
+    was_awaiting = A::awaiting(self);
+    A::awaiting(self) = nullptr;
+    A::wait_reason(self) = nullptr;
+  }
+  if (was_awaiting != nullptr) {
+    was_awaiting->unref();
+  }
+}
+
+// Blocks a plain thread until `f` is done or `timeout_ns` (< 0: never)
+// passes. True if done.
+bool thread_wait(FutureCore* f, std::int64_t timeout_ns) {
+  if (f->done()) {
+    return true;
+  }
+  Waiter w;
+  w.root = nullptr;
+  if (!link_unless_done(f, &w)) {
+    return true;
+  }
+  const std::int64_t deadline = timeout_ns < 0 ? -1 : now_ns() + timeout_ns;
+  while (!w.fired()) {
+    std::int64_t left = -1;
+    if (deadline >= 0) {
+      left = deadline - now_ns();
+      if (left <= 0) {
+        break;
+      }
+    }
+    futex_wait(&w.state, Waiter::kArmed, left);
+  }
+  unlink_waiter(f, &w);  // also waits out a firer's futex_wake (INV-W3)
+  return f->done();
+}
+
+std::size_t inline_stack_reserve(const Fiber* f) {
+  return std::max<std::size_t>(16 * 1024, f->stack.size / 4);
+}
+
+// Runs `child` (not started, queued) inside `self`, on this fiber. False if
+// it could not be taken; the caller then waits for it normally.
+bool run_inline(TaskCore* self, TaskCore* child) {
+  if (task_started(child) || A::sched(child) != A::sched(self)) {
+    return false;
+  }
+  Worker* w = Worker::current();
+  Fiber* f = w->current_fiber();
+  char probe;
+  std::size_t room = static_cast<std::size_t>(&probe - f->stack.lo);
+  if (room < inline_stack_reserve(f)) {
+    return false;
+  }
+  if (!Worker::try_claim(child)) {
+    return false;
+  }
+  if (!transition_to_running(child)) {
+    // It had started after all (its slot was reused): hand it back.
+    transition_yield_release(child);
+    w->push_local(child);
+    return false;
+  }
+  w->counters().bump(w->counters().inline_runs);
+  bool pending;
+  std::string msg;
+  {
+    SpinGuard g(A::lock(self));
+    child->ref();
+    A::awaiting(self) = child;  // cancel(self) reaches the child (INV-C1)
+    A::wait_reason(self) = "task (running it inline)";
+    pending = A::must_cancel(self);
+    if (pending) {
+      A::must_cancel(self) = false;
+      msg = A::cancel_message(self);
+    }
+  }
+  if (pending) {
+    child->request_cancel(msg);
+  }
+  A::inline_parent(child) = self;
+  f->current = child;
+  execute_task(child);
+  // The child may have suspended and migrated us; the fiber is the same.
+  f->current = self;
+  A::inline_parent(child) = nullptr;
+  {
+    SpinGuard g(A::lock(self));
+    A::awaiting(self) = nullptr;
+    A::wait_reason(self) = nullptr;
+  }
+  child->unref();  // the reference taken for awaiting_
+  finish_task(child);
+  return true;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// FutureCore waiting
+// ---------------------------------------------------------------------------
+
+void FutureCore::wait() {
+  TaskCore* self = current_task_core();
+  if (self == nullptr) {
+    thread_wait(this, -1);
+    return;
+  }
+  if (this == self) {
+    throw InvalidStateError("a task cannot await itself");
+  }
+  if (is_task()) {
+    auto* target = static_cast<TaskCore*>(this);
+    for (TaskCore* p = A::inline_parent(self); p != nullptr; p = A::inline_parent(p)) {
+      if (p == target) {
+        throw InvalidStateError("a task cannot await a task that is waiting for it");
+      }
+    }
+    if (!done() && run_inline(self, target)) {
+      return;
+    }
+  }
+  while (!done()) {
+    Waiter w;
+    w.root = current_root();
+    if (!link_unless_done(this, &w)) {
+      return;
+    }
+    park_task(self, w, this, "future");
+    unlink_waiter(this, &w);
+    if (!done()) {
+      deliver_cancellation(self);  // woken by cancel(): throws
+    }
+  }
+}
+
+bool FutureCore::wait_for_ns(std::int64_t ns) {
+  TaskCore* self = current_task_core();
+  if (self == nullptr) {
+    return thread_wait(this, ns < 0 ? 0 : ns);
+  }
+  if (done() || ns <= 0) {
+    return done();
+  }
+  Waiter w;
+  w.root = current_root();
+  if (!link_unless_done(this, &w)) {
+    return true;
+  }
+  TimerEntry timer;
+  timer.deadline_ns = now_ns() + ns;
+  timer.waiter = &w;
+  Worker::current()->timers().insert(&timer);
+  park_task(self, w, nullptr, "future (with timeout)");
+  timer.heap->remove(&timer);
+  unlink_waiter(this, &w);
+  deliver_cancellation(self);
+  return done();
+}
+
+// ---------------------------------------------------------------------------
+// Public entry points
+// ---------------------------------------------------------------------------
+
+bool in_task_now() noexcept { return current_task_core() != nullptr; }
+
+}  // namespace spindle::detail
+
+namespace spindle {
+
+using detail::A;
+
+void yield() {
+  detail::TaskCore* self = detail::current_task_or_throw("spindle::yield");
+  detail::deliver_cancellation(self);
+  detail::Worker::current()->suspend(detail::PostAction::kYield);
+  detail::deliver_cancellation(self);
+}
+
+void sleep(Duration d) { sleep_until(Clock::now() + d); }
+
+void sleep_until(TimePoint t) {
+  detail::TaskCore* self = detail::current_task_or_throw("spindle::sleep");
+  detail::deliver_cancellation(self);
+  const std::int64_t deadline = t.time_since_epoch().count();
+  if (deadline <= detail::now_ns()) {
+    yield();
+    return;
+  }
+  detail::Waiter w;
+  w.root = detail::current_root();
+  detail::TimerEntry timer;
+  timer.deadline_ns = deadline;
+  timer.waiter = &w;
+  detail::Worker::current()->timers().insert(&timer);
+  detail::park_task(self, w, nullptr, "sleep");
+  timer.heap->remove(&timer);
+  detail::deliver_cancellation(self);
+}
+
+void check_cancelled() {
+  detail::deliver_cancellation(detail::current_task_or_throw("spindle::check_cancelled"));
+}
+
+TaskRef current_task() {
+  detail::TaskCore* self = detail::current_task_or_throw("spindle::current_task");
+  self->ref();
+  return TaskRef::adopt(self);
+}
+
+bool in_task() noexcept { return detail::in_task_now(); }
+
+std::vector<TaskRef> all_tasks() {
+  detail::TaskCore* self = detail::current_task_or_throw("spindle::all_tasks");
+  std::vector<TaskRef> out;
+  for (detail::TaskCore* t : A::sched(self)->registry().snapshot()) {
+    out.push_back(TaskRef::adopt(t));
+  }
+  return out;
+}
+
+}  // namespace spindle

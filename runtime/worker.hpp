@@ -1,0 +1,154 @@
+// A worker: one OS thread running tasks from its local queues, stealing when
+// idle, parking when there is nothing to do. The loop and its fairness rules
+// are described in scheduler.cpp's essay; worker.cpp implements them.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+#include <spindle/detail/spin_lock.hpp>
+#include <spindle/runtime.hpp>
+
+#include "context.hpp"
+#include "fiber.hpp"
+#include "parker.hpp"
+#include "run_queue.hpp"
+#include "timer.hpp"
+
+namespace spindle::detail {
+
+class Scheduler;
+class TaskCore;
+
+// What the context we switch to must do first, on our behalf, once our
+// stack is no longer in use (we cannot publish ourselves before the switch:
+// another worker could resume us while we are still running).
+enum class PostAction : std::uint8_t {
+  kNone,
+  kRelease,       // a task suspended: clear kRunning, re-queue if notified
+  kYield,         // a task yielded: re-queue it behind the others
+  kRecycleFiber,  // a fiber whose task finished: back to the cache
+};
+
+// Per-worker counters: written by the owner only (relaxed atomics so other
+// threads may read them for stats()).
+struct WorkerCounters {
+  std::atomic<std::uint64_t> spawned{0}, started{0}, resumed{0}, inline_runs{0}, steals{0},
+      stolen{0}, injected{0}, overflowed{0}, parks{0}, timers_fired{0};
+  void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
+class Worker {
+ public:
+  static constexpr std::uint32_t kRingCapacity = 256;
+  // Every kMaintenanceInterval picks the worker goes through its scheduler
+  // context: injection queue and timers get their turn (Go uses 61).
+  static constexpr std::uint32_t kMaintenanceInterval = 61;
+  // Consecutive LIFO-slot picks before the slot yields to the queue.
+  static constexpr std::uint32_t kMaxLifoStreak = 3;
+
+  Worker(Scheduler& sched, unsigned index);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  void start();
+  void join();
+
+  // The worker of the calling thread, or nullptr. Not inlined, and never to
+  // be cached across a suspension: the calling task may migrate.
+  static Worker* current() noexcept;
+
+  unsigned index() const noexcept { return index_; }
+  Scheduler& scheduler() noexcept { return sched_; }
+  Fiber* current_fiber() const noexcept { return current_fiber_; }
+  TimerHeap& timers() noexcept { return timers_; }
+  Parker& parker() noexcept { return parker_; }
+  WorkerCounters& counters() noexcept { return counters_; }
+  std::uint64_t ticks() const noexcept { return ticks_.load(std::memory_order_relaxed); }
+  std::uint64_t last_pick_id() const noexcept {
+    return last_pick_id_.load(std::memory_order_relaxed);
+  }
+  bool in_task() const noexcept { return current_fiber_ != nullptr; }
+
+  // --- owner thread only -------------------------------------------------
+  // Queues a runnable task (kNotified set) behind the others.
+  void push_local(TaskCore* t);
+  // Queues a task just woken by the running one in the LIFO slot.
+  void push_woken(TaskCore* t);
+  // Switches the running task's fiber away. Returns when the task is
+  // resumed — possibly on another worker: re-read Worker::current().
+  void suspend(PostAction action);
+  // Called from a fiber whose task just finished (fiber_main).
+  std::uint64_t take_id() noexcept;
+
+  // --- any thread --------------------------------------------------------
+  // Takes a not-yet-started task out of the queue it waits in, so the
+  // caller may run it inline. False if it is not there (any more).
+  static bool try_claim(TaskCore* t);
+  // Is there work another worker could take (ring or overflow)?
+  bool has_stealable_work() const noexcept;
+  std::size_t queued() const noexcept;
+
+  // --- scheduler side ----------------------------------------------------
+  // Moves about half of this worker's queued tasks to `thief`.
+  std::uint32_t steal_into(Worker& thief);
+  // Drops every queued task's entry (shutdown, after all tasks finished).
+  void drain_fibers();
+
+ private:
+  static void fiber_main(Context* ctx);
+  void thread_main();
+  TaskCore* find_work();
+  TaskCore* next_local(bool from_fiber);
+  TaskCore* refill_from_overflow();
+  TaskCore* take_injected(bool batch);
+  TaskCore* search();
+  void park();
+  void fire_timers();
+  void run_post_action();
+  void switch_away(Fiber* self, TaskCore* next);
+  Fiber* fiber_for(TaskCore* t);
+  void run_root(Fiber* f, TaskCore* t);
+  void push_overflow(TaskCore* t);
+  void ring_push(TaskCore* t);
+  std::uint32_t next_random() noexcept;
+
+  Scheduler& sched_;
+  const unsigned index_;
+  std::thread thread_;
+
+  alignas(64) RunQueue<TaskCore, kRingCapacity> ring_;
+
+  // Owner-only scheduling state.
+  alignas(64) TaskCore* lifo_ = nullptr;
+  std::uint32_t lifo_streak_ = 0;
+  Fiber* current_fiber_ = nullptr;
+  PostAction post_ = PostAction::kNone;
+  void* post_arg_ = nullptr;
+  Context main_ctx_;
+  FiberCache fiber_cache_;
+  bool searching_ = false;
+  std::uint32_t rng_;
+  std::uint64_t next_id_ = 0, id_limit_ = 0;
+  std::atomic<std::uint64_t> ticks_{0};
+  std::atomic<std::uint64_t> last_pick_id_{0};  // for the slow-task monitor
+
+  // Overflow: FIFO of tasks that did not fit in the ring; newer than every
+  // ring entry. Any thread may take from it under the lock.
+  alignas(64) mutable SpinLock overflow_lock_;
+  TaskCore* overflow_head_ = nullptr;
+  TaskCore* overflow_tail_ = nullptr;
+  std::atomic<std::size_t> overflow_len_{0};
+
+  alignas(64) Parker parker_;
+  TimerHeap timers_;
+  WorkerCounters counters_;
+
+  friend class Scheduler;
+};
+
+}  // namespace spindle::detail
