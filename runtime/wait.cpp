@@ -200,7 +200,7 @@ bool run_inline(TaskCore* self, TaskCore* child) {
     w->push_local(child);
     return false;
   }
-  w->counters().bump(w->counters().inline_runs);
+  w->note_inline_run();
   bool pending;
   std::string msg;
   {

@@ -197,12 +197,17 @@ TaskCore* Worker::next_local(bool from_fiber) {
       return nullptr;
     }
   }
+  note_pick(t);
+  return t;
+}
+
+void Worker::note_pick(TaskCore* t) {
   if (transition_to_running(t)) {
     counters_.bump(counters_.started);
   } else {
     counters_.bump(counters_.resumed);
   }
-  return t;
+  last_pick_id_.store(A::id(t), std::memory_order_relaxed);  // relaxed: for the monitor only
 }
 
 bool Worker::has_stealable_work() const noexcept {
@@ -365,11 +370,7 @@ TaskCore* Worker::take_injected(bool batch) {
     push_local(buf[i]);
   }
   counters_.bump(counters_.injected, n);
-  if (transition_to_running(buf[0])) {
-    counters_.bump(counters_.started);
-  } else {
-    counters_.bump(counters_.resumed);
-  }
+  note_pick(buf[0]);
   return buf[0];
 }
 

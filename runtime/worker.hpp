@@ -84,6 +84,11 @@ class Worker {
   void suspend(PostAction action);
   // Called from a fiber whose task just finished (fiber_main).
   std::uint64_t take_id() noexcept;
+  // A child task run inline counts as progress for the slow-task monitor.
+  void note_inline_run() noexcept {
+    counters_.bump(counters_.inline_runs);
+    ticks_.store(ticks_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
 
   // --- any thread --------------------------------------------------------
   // Takes a not-yet-started task out of the queue it waits in, so the
@@ -105,6 +110,7 @@ class Worker {
   TaskCore* find_work();
   TaskCore* next_local(bool from_fiber);
   TaskCore* refill_from_overflow();
+  void note_pick(TaskCore* t);
   TaskCore* take_injected(bool batch);
   TaskCore* search();
   void park();

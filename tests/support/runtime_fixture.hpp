@@ -1,0 +1,60 @@
+// Test support: a Runtime per test, parameterized over worker counts, with a
+// leak check at teardown (marl's fixture), and the stress-test scale.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include <spindle/spindle.hpp>
+
+#include "sanitizers.hpp"
+
+namespace spindle::testing {
+
+// SPINDLE_STRESS_SCALE (default 1) multiplies stress iterations; sanitizer
+// builds run a quarter (TSan/ASan slow everything 5-20x).
+inline double stress_scale() {
+  double s = 1.0;
+  if (const char* env = std::getenv("SPINDLE_STRESS_SCALE")) {
+    s = std::atof(env);
+  }
+#if SPINDLE_TSAN_ENABLED || SPINDLE_ASAN_ENABLED
+  s /= 4;
+#endif
+  return s > 0 ? s : 1.0;
+}
+inline long scaled(long n) {
+  long v = static_cast<long>(static_cast<double>(n) * stress_scale());
+  return v > 0 ? v : 1;
+}
+
+class RuntimeTest : public ::testing::TestWithParam<unsigned> {
+ protected:
+  void SetUp() override {
+    Options o;
+    o.workers = GetParam();
+    rt_ = std::make_unique<Runtime>(o);
+  }
+  void TearDown() override {
+    rt_->shutdown();
+    EXPECT_EQ(rt_->stats().live_tasks, 0u) << "tasks leaked past shutdown";
+    rt_.reset();
+  }
+  Runtime& rt() { return *rt_; }
+  unsigned workers() const { return GetParam(); }
+
+ private:
+  std::unique_ptr<Runtime> rt_;
+};
+
+}  // namespace spindle::testing
+
+// Instantiates a RuntimeTest-derived suite over 1, 2 and 4 workers.
+#define SPINDLE_WORKER_PARAMS(Suite)                                         \
+  INSTANTIATE_TEST_SUITE_P(Workers, Suite, ::testing::Values(1u, 2u, 4u),   \
+                           [](const ::testing::TestParamInfo<unsigned>& i) { \
+                             return "w" + std::to_string(i.param);           \
+                           })
