@@ -78,7 +78,7 @@ void Monitor::check(std::int64_t now_ms) {
     Worker& w = sched_.worker(i);
     std::uint64_t ticks = w.ticks();
     bool busy = s.busy.load(std::memory_order_relaxed) && !s.parked.load(std::memory_order_relaxed);
-    if (!busy || ticks != s.seen_ticks) {
+    if (!busy || ticks != s.seen_ticks || s.seen_at_ms == 0) {
       s.seen_ticks = ticks;
       s.seen_at_ms = now_ms;
       s.warned = false;
