@@ -9,6 +9,7 @@
 #include <spindle/detail/task_core.hpp>
 #include <spindle/errors.hpp>
 
+#include "alloc.hpp"
 #include "debug.hpp"
 #include "globals.hpp"
 #include "parker.hpp"
@@ -17,8 +18,8 @@
 
 namespace spindle::detail {
 
-void* FutureCore::operator new(std::size_t size) { return ::operator new(size); }
-void FutureCore::operator delete(void* p, std::size_t size) noexcept { ::operator delete(p, size); }
+void* FutureCore::operator new(std::size_t size) { return pool_alloc(size); }
+void FutureCore::operator delete(void* p, std::size_t size) noexcept { pool_free(p, size); }
 
 FutureCore::~FutureCore() {
   SPINDLE_ASSERT(waiters_head_ == nullptr, "future destroyed with waiters linked");

@@ -89,13 +89,7 @@ void Monitor::check(std::int64_t now_ms) {
     }
     s.warned = true;
     std::uint64_t id = w.last_pick_id();
-    std::string name = "?";
-    for (TaskCore* t : sched_.registry().snapshot()) {
-      if (t->id() == id) {
-        name = t->name();
-      }
-      t->unref();
-    }
+    std::string name = sched_.registry().find_name(id);
     std::fprintf(stderr,
                  "spindle: task '%s' (id %llu) has run for %lld ms on worker %u without "
                  "suspending; it blocks that worker. Move blocking calls to to_thread(), or call "

@@ -64,6 +64,19 @@ std::vector<TaskCore*> Registry::snapshot() {
   return out;
 }
 
+std::string Registry::find_name(std::uint64_t id) {
+  for (unsigned i = 0; i < nshards_; ++i) {
+    Shard& s = shards_[i];
+    SpinGuard g(s.lock);
+    for (TaskCore* t = s.head; t != nullptr; t = TaskAccess::registry_next(t)) {
+      if (t->id() == id) {
+        return t->name();
+      }
+    }
+  }
+  return "";
+}
+
 bool Registry::wait_empty_for(std::int64_t timeout_ms) {
   std::unique_lock<std::mutex> lock(empty_mu_);
   // seq_cst: pairs with the seq_cst load in remove() (StoreLoad: either the

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include <spindle/detail/spin_lock.hpp>
@@ -29,6 +30,9 @@ class Registry {
   void remove(TaskCore* t);
   // New references to every live task (caller unrefs).
   std::vector<TaskCore*> snapshot();
+  // The name of the live task with this id, or "" (walks every shard; for
+  // diagnostics only).
+  std::string find_name(std::uint64_t id);
   std::size_t live() const noexcept { return live_.load(std::memory_order_acquire); }
   // Blocks the calling plain thread until no task is live or the timeout
   // (ms) passes; true when empty.

@@ -1,0 +1,141 @@
+#include "alloc.hpp"
+
+#include <cstdint>
+#include <mutex>
+#include <new>
+#include <vector>
+
+#include "sanitizers.hpp"
+
+namespace spindle::detail {
+namespace {
+
+constexpr std::size_t kGranule = 64;
+constexpr std::size_t kClasses = 16;  // 64 .. 1024 bytes
+constexpr std::size_t kMaxPooled = kGranule * kClasses;
+constexpr std::uint32_t kBatch = 64;  // objects moved between cache and depot at once
+constexpr std::size_t kSlabBytes = 256 * 1024;
+
+struct FreeNode {
+  FreeNode* next;
+};
+
+struct Batch {
+  FreeNode* head;
+  std::uint32_t count;
+};
+
+struct Depot {
+  struct alignas(64) Class {
+    std::mutex mu;
+    std::vector<Batch> batches;  // guarded by mu
+  };
+  Class classes[kClasses];
+  std::mutex slab_mu;
+  std::vector<void*> slabs;  // keeps slabs reachable (leak checkers)
+};
+
+Depot& depot() {
+  static Depot* d = new Depot();  // never destroyed: caches flush into it at thread exit
+  return *d;
+}
+
+struct ThreadCache {
+  FreeNode* head[kClasses] = {};
+  std::uint32_t count[kClasses] = {};
+  ~ThreadCache() {
+    for (std::size_t c = 0; c < kClasses; ++c) {
+      while (count[c] > 0) {
+        give_batch(c, count[c] < kBatch ? count[c] : kBatch);
+      }
+    }
+  }
+  void give_batch(std::size_t c, std::uint32_t n) {
+    Batch b{head[c], n};
+    FreeNode* last = head[c];
+    for (std::uint32_t i = 1; i < n; ++i) {
+      last = last->next;
+    }
+    head[c] = last->next;
+    last->next = nullptr;
+    count[c] -= n;
+    Depot::Class& dc = depot().classes[c];
+    std::lock_guard<std::mutex> lock(dc.mu);
+    dc.batches.push_back(b);
+  }
+  void refill(std::size_t c) {
+    Depot::Class& dc = depot().classes[c];
+    {
+      std::lock_guard<std::mutex> lock(dc.mu);
+      if (!dc.batches.empty()) {
+        Batch b = dc.batches.back();
+        dc.batches.pop_back();
+        head[c] = b.head;
+        count[c] = b.count;
+        return;
+      }
+    }
+    // Carve a new slab into objects of this class.
+    const std::size_t size = (c + 1) * kGranule;
+    char* slab = static_cast<char*>(::operator new(kSlabBytes));
+    {
+      std::lock_guard<std::mutex> lock(depot().slab_mu);
+      depot().slabs.push_back(slab);
+    }
+    const std::size_t n = kSlabBytes / size;
+    FreeNode* list = nullptr;
+    for (std::size_t i = n; i-- > 0;) {
+      auto* node = reinterpret_cast<FreeNode*>(slab + i * size);
+      node->next = list;
+      list = node;
+    }
+    head[c] = list;
+    count[c] = static_cast<std::uint32_t>(n);
+  }
+};
+
+thread_local ThreadCache t_cache;
+
+// Not inlined, and with a compiler barrier: see DESIGN.md on thread-locals
+// and fibers that migrate.
+__attribute__((noinline)) ThreadCache* cache() noexcept {
+  ThreadCache* c = &t_cache;
+  asm volatile("" ::: "memory");
+  return c;
+}
+
+constexpr bool kBypass = SPINDLE_ASAN_ENABLED || SPINDLE_TSAN_ENABLED;
+
+}  // namespace
+
+void* pool_alloc(std::size_t size) {
+  if (kBypass || size > kMaxPooled || size == 0) {
+    return ::operator new(size);
+  }
+  std::size_t c = (size - 1) / kGranule;
+  ThreadCache* tc = cache();
+  if (tc->head[c] == nullptr) {
+    tc->refill(c);
+  }
+  FreeNode* n = tc->head[c];
+  tc->head[c] = n->next;
+  --tc->count[c];
+  return n;
+}
+
+void pool_free(void* p, std::size_t size) noexcept {
+  if (kBypass || size > kMaxPooled || size == 0) {
+    ::operator delete(p, size);
+    return;
+  }
+  std::size_t c = (size - 1) / kGranule;
+  ThreadCache* tc = cache();
+  auto* n = static_cast<FreeNode*>(p);
+  n->next = tc->head[c];
+  tc->head[c] = n;
+  if (++tc->count[c] > 2 * kBatch) {
+    tc->give_batch(c, kBatch);
+  }
+}
+
+}  // namespace spindle::detail
