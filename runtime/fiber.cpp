@@ -14,7 +14,6 @@ Fiber* create_fiber(StackAllocator& stacks, void (*entry)(Context*)) {
   std::uintptr_t at = (top - sizeof(Fiber)) & ~std::uintptr_t{63};
   Fiber* f = new (reinterpret_cast<void*>(at)) Fiber();
   f->stack = region;
-  *reinterpret_cast<std::uint64_t*>(region.lo) = kStackCanary;
   // Keep 64 bytes between the record and the first frame.
   std::size_t usable = at - reinterpret_cast<std::uintptr_t>(region.lo) - 64;
   make_context(f->ctx, region.lo, usable, entry, "spindle-fiber");

@@ -31,9 +31,12 @@ struct Fiber {
   TaskCore* start = nullptr;    // set by whoever hands the fiber a new task
   Fiber* next_free = nullptr;
 
-  // Low-water check for stacks without a guard page (stack.hpp).
-  bool canary_intact() const noexcept {
-    return *reinterpret_cast<const std::uint64_t*>(stack.lo) == kStackCanary;
+  // Overflow check for stacks without a guard page (stack.hpp): the lowest
+  // word is never written by a task that stays within its stack. Reading an
+  // untouched page maps the kernel's shared zero page, so the check costs no
+  // resident memory, unlike writing a canary value would.
+  bool bottom_untouched() const noexcept {
+    return *reinterpret_cast<const volatile std::uint64_t*>(stack.lo) == 0;
   }
   std::size_t usable_size() const noexcept {
     return static_cast<std::size_t>(reinterpret_cast<const char*>(this) - stack.lo);

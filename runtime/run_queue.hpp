@@ -220,8 +220,16 @@ class RunQueue {
       tail_.exchange(t - 1, std::memory_order_seq_cst);
       std::uint32_t real = real_part(head_.load(std::memory_order_seq_cst));
       if (static_cast<std::int32_t>((t - 1) - real) <= 0) {
-        // t-1 is at or before head: a stealer may own it. Restore.
+        // t-1 is at or before head: a stealer may own it. Restore the tail;
+        // if the hole is the head, consume it like a pop (a CAS on head, so
+        // a racing stealer and we cannot both take it).
         tail_.store(t, std::memory_order_release);
+        std::uint64_t h = head_.load(std::memory_order_acquire);
+        if (real_part(h) == t - 1 && steal_part(h) == t - 1) {
+          // acq_rel: same role as pop_front's CAS.
+          head_.compare_exchange_strong(h, pack(t, t), std::memory_order_acq_rel,
+                                        std::memory_order_relaxed);
+        }
         return;
       }
     }

@@ -10,9 +10,10 @@
 // budget come unguarded from the same kind of chunk, where a whole chunk is
 // one mapping. Pooled stacks are reused newest-first, so a program with fewer
 // than ~15,000 tasks suspended at once always runs on guarded stacks.
-// Unguarded stacks still carry a canary at their lowest word, checked at
-// every switch away from the fiber: an overflow there is reported (late, but
-// by name) instead of corrupting silently.
+// Unguarded stacks are checked at every switch away from the fiber: the
+// stack's lowest word must still be untouched (zero, as the kernel gave it),
+// so an overflow is reported (late, but by name) instead of corrupting
+// silently.
 //
 // Thread-safety: one StackAllocator per runtime, shared by its workers;
 // allocate() and release() lock a mutex. Workers keep their own fiber caches
@@ -31,8 +32,6 @@ struct StackRegion {
   std::size_t size = 0;   // usable bytes
   bool guarded = false;
 };
-
-inline constexpr std::uint64_t kStackCanary = 0x5350494e444c4521ULL;  // "SPINDLE!"
 
 class StackAllocator {
  public:

@@ -507,7 +507,7 @@ void Worker::run_root(Fiber* f, TaskCore* t) {
 void Worker::suspend(PostAction action) {
   Fiber* self = current_fiber_;
   SPINDLE_ASSERT(self != nullptr, "suspend() outside a task");
-  if (!self->stack.guarded && !self->canary_intact()) {
+  if (!self->stack.guarded && !self->bottom_untouched()) {
     OverflowGuard::report_overflow(self->current, self->usable_size());
   }
   TaskCore* next = next_local(true);

@@ -5,8 +5,11 @@
 // Thread-locals and migration: a task may suspend on one worker thread and
 // resume on another. Never keep a reference or pointer to a thread_local
 // across a suspending call (get(), sleep, yield, a lock or queue wait): after
-// it, re-read the thread_local. spindle's own per-thread state is read through
-// non-inlined accessors for this reason.
+// it, re-read the thread_local — through a function the compiler cannot
+// inline. spindle's own per-thread state is read that way. Beware also of
+// functions declared __attribute__((const)): glibc declares pthread_self()
+// so (it is behind std::this_thread::get_id()), and the compiler may reuse a
+// value computed before the suspension.
 #pragma once
 
 #include <chrono>

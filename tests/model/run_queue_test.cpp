@@ -1,0 +1,191 @@
+// RunQueue (runtime/run_queue.hpp) in isolation, with a tiny capacity:
+// FIFO order, capacity, holes left by claims, tail reclamation, steal-half,
+// and a multi-threaded conservation check (every pushed entry is taken by
+// exactly one of: owner pop, steal, claim).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "run_queue.hpp"
+#include "runtime_fixture.hpp"
+
+namespace {
+
+using spindle::detail::RunQueue;
+
+struct Item {
+  int id = 0;
+  std::atomic<std::uint32_t> index{0};
+  std::atomic<bool> queued{false};
+};
+
+using Q = RunQueue<Item, 8>;
+
+TEST(RunQueue, FifoAndCapacity) {
+  Q q;
+  std::vector<Item> items(9);
+  std::uint32_t idx;
+  for (int i = 0; i < 8; ++i) {
+    items[i].id = i;
+    ASSERT_TRUE(q.push_back(&items[i], &idx));
+    EXPECT_EQ(idx, static_cast<std::uint32_t>(i));
+  }
+  EXPECT_FALSE(q.push_back(&items[8], &idx)) << "a full ring must refuse";
+  EXPECT_EQ(q.len(), 8u);
+  for (int i = 0; i < 8; ++i) {
+    Item* it = q.pop_front();
+    ASSERT_NE(it, nullptr);
+    EXPECT_EQ(it->id, i);
+  }
+  EXPECT_EQ(q.pop_front(), nullptr);
+  EXPECT_TRUE(q.empty());
+}
+
+TEST(RunQueue, ClaimLeavesAHoleThatPopSkips) {
+  Q q;
+  Item a, b, c;
+  a.id = 1, b.id = 2, c.id = 3;
+  std::uint32_t ia, ib, ic;
+  ASSERT_TRUE(q.push_back(&a, &ia));
+  ASSERT_TRUE(q.push_back(&b, &ib));
+  ASSERT_TRUE(q.push_back(&c, &ic));
+  EXPECT_TRUE(q.try_claim(ib, &b));
+  EXPECT_FALSE(q.try_claim(ib, &b)) << "an entry is claimed once";
+  EXPECT_FALSE(q.try_claim(ia, &b)) << "a claim must name the right entry";
+  EXPECT_EQ(q.pop_front(), &a);
+  EXPECT_EQ(q.pop_front(), &c);
+  EXPECT_EQ(q.pop_front(), nullptr);
+}
+
+TEST(RunQueue, ReclaimTailHolesKeepsTheRingShort) {
+  Q q;
+  std::vector<Item> items(64);
+  std::uint32_t idx;
+  // Depth-first fork-join: push, claim the newest, reclaim; the ring never
+  // fills even after far more pushes than its capacity.
+  for (int i = 0; i < 64; ++i) {
+    ASSERT_TRUE(q.push_back(&items[i], &idx)) << "ring filled with holes at " << i;
+    ASSERT_TRUE(q.try_claim(idx, &items[i]));
+    q.reclaim_tail_holes();
+    EXPECT_TRUE(q.empty());
+  }
+  // A hole below a live entry stays until popped past.
+  Item x, y;
+  std::uint32_t ix, iy;
+  ASSERT_TRUE(q.push_back(&x, &ix));
+  ASSERT_TRUE(q.push_back(&y, &iy));
+  ASSERT_TRUE(q.try_claim(ix, &x));
+  q.reclaim_tail_holes();
+  EXPECT_EQ(q.len(), 2u);
+  EXPECT_EQ(q.pop_front(), &y);
+}
+
+TEST(RunQueue, StealTakesTheOlderHalf) {
+  Q src, dst;
+  std::vector<Item> items(5);
+  std::uint32_t idx;
+  for (int i = 0; i < 5; ++i) {
+    items[i].id = i;
+    ASSERT_TRUE(src.push_back(&items[i], &idx));
+  }
+  std::vector<int> got;
+  std::uint32_t n = src.steal_into([&](Item* it) { got.push_back(it->id); }, 8);
+  EXPECT_EQ(n, 3u);  // ceil(5 / 2)
+  EXPECT_EQ(got, (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(src.pop_front()->id, 3);
+  EXPECT_EQ(src.steal_into([&](Item*) {}, 8), 1u);
+  EXPECT_EQ(src.steal_into([&](Item*) {}, 8), 0u);
+}
+
+// Owner pushes/pops/claims its newest and reclaims; thieves steal; a claimer
+// thread claims random published entries. Every entry is taken exactly once.
+TEST(RunQueueStress, ConservationUnderStealsAndClaims) {
+  const int kItems = static_cast<int>(spindle::testing::scaled(200000));
+  const int kThieves = 2;
+  std::vector<Item> items(kItems);
+  std::vector<std::atomic<int>> taken(kItems);
+  for (int i = 0; i < kItems; ++i) {
+    items[i].id = i;
+  }
+  Q q;
+  std::atomic<bool> done{false};
+  std::atomic<int> published{0};
+  auto take = [&](Item* it) { taken[it->id].fetch_add(1, std::memory_order_relaxed); };
+
+  std::vector<std::thread> thieves;
+  for (int t = 0; t < kThieves; ++t) {
+    thieves.emplace_back([&] {
+      while (!done.load(std::memory_order_acquire)) {
+        q.steal_into(take, 4);
+      }
+    });
+  }
+  std::thread claimer([&] {
+    std::mt19937 rng(7);
+    while (!done.load(std::memory_order_acquire)) {
+      int n = published.load(std::memory_order_acquire);
+      if (n == 0) {
+        continue;
+      }
+      int i = static_cast<int>(rng() % static_cast<unsigned>(n));
+      Item& it = items[i];
+      if (it.queued.load(std::memory_order_acquire) &&
+          q.try_claim(it.index.load(std::memory_order_acquire), &it)) {
+        take(&it);
+      }
+    }
+  });
+
+  std::mt19937 rng(42);
+  for (int i = 0; i < kItems; ++i) {
+    std::uint32_t idx = 0;
+    while (!q.push_back(&items[i], &idx)) {
+      if (Item* it = q.pop_front()) {
+        take(it);
+      }
+    }
+    items[i].index.store(idx, std::memory_order_release);
+    items[i].queued.store(true, std::memory_order_release);
+    published.store(i + 1, std::memory_order_release);
+    switch (rng() % 4) {
+      case 0:
+        if (Item* it = q.pop_front()) {
+          take(it);
+        }
+        break;
+      case 1:
+        // Claim the newest (as a task awaiting a child it just spawned).
+        if (q.try_claim(idx, &items[i])) {
+          take(&items[i]);
+          q.reclaim_tail_holes();
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  while (Item* it = q.pop_front()) {
+    take(it);
+  }
+  done.store(true, std::memory_order_release);
+  for (auto& t : thieves) {
+    t.join();
+  }
+  claimer.join();
+  while (Item* it = q.pop_front()) {
+    take(it);
+  }
+  int lost = 0, doubled = 0;
+  for (int i = 0; i < kItems; ++i) {
+    int n = taken[i].load();
+    lost += n == 0;
+    doubled += n > 1;
+  }
+  EXPECT_EQ(lost, 0);
+  EXPECT_EQ(doubled, 0);
+}
+
+}  // namespace
