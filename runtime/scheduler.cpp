@@ -424,7 +424,13 @@ void Scheduler::dump_tasks(std::ostream& os) {
     if (t->cancelling() > 0) {
       os << ", cancelling=" << t->cancelling();
     }
-    os << ", spawned by " << (spawner != 0 ? "#" + std::to_string(spawner) : "outside") << "\n";
+    os << ", spawned by ";
+    if (spawner != 0) {
+      os << '#' << spawner;
+    } else {
+      os << "outside";
+    }
+    os << '\n';
     t->unref();
   }
 }
