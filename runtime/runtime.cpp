@@ -1,5 +1,6 @@
 // spindle::Runtime and the process-wide glue (globals.hpp).
 #include <spindle/runtime.hpp>
+#include <spindle/to_thread.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -93,6 +94,13 @@ void spawn_task(Scheduler* sched, TaskCore* task) {
     sched = current_scheduler_or_throw("spindle::spawn");
   }
   sched->spawn(task);
+}
+
+void submit_blocking(std::function<void(bool drop)> job) {
+  Scheduler* s = current_scheduler_or_throw("spindle::to_thread");
+  if (!s->blocking_pool().submit(std::move(job))) {
+    throw InvalidStateError("to_thread on a runtime that is shut down");
+  }
 }
 
 [[noreturn]] void throw_empty_handle() {

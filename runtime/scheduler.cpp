@@ -125,7 +125,8 @@ Scheduler::Scheduler(const Options& options)
       stacks_(options.stack_size, options.guard_pages),
       fiber_pool_(stacks_, 4096),
       idle_(options.workers != 0 ? options.workers : default_worker_count()),
-      registry_((options.workers != 0 ? options.workers : default_worker_count()) + 1) {
+      registry_((options.workers != 0 ? options.workers : default_worker_count()) + 1),
+      blocking_pool_(options.blocking_threads) {
   unsigned n = options.workers != 0 ? options.workers : default_worker_count();
   options_.workers = n;
   workers_.reserve(n);
@@ -306,6 +307,7 @@ void Scheduler::shutdown() {
   }
   closed_.store(true, std::memory_order_release);
   cancel_all_and_wait();
+  blocking_pool_.shutdown();
   monitor_->stop();
   stopping_.store(true, std::memory_order_release);
   for (auto& w : workers_) {

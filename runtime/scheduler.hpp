@@ -12,6 +12,7 @@
 
 #include <spindle/runtime.hpp>
 
+#include "blocking_pool.hpp"
 #include "fiber.hpp"
 #include "idle.hpp"
 #include "inject_queue.hpp"
@@ -47,6 +48,7 @@ class Scheduler {
   Registry& registry() noexcept { return registry_; }
   StackAllocator& stacks() noexcept { return stacks_; }
   FiberPool& fiber_pool() noexcept { return fiber_pool_; }
+  BlockingPool& blocking_pool() noexcept { return blocking_pool_; }
 
   // --- tasks -------------------------------------------------------------
   void spawn(TaskCore* t);
@@ -92,6 +94,7 @@ class Scheduler {
   InjectQueue inject_;
   Idle idle_;
   Registry registry_;
+  BlockingPool blocking_pool_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<Monitor> monitor_;
   std::atomic<bool> closed_{false};    // shutdown began: no new outside spawns

@@ -7,3 +7,4 @@
 #include "runtime.hpp"
 #include "task.hpp"
 #include "this_task.hpp"
+#include "to_thread.hpp"

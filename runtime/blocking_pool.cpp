@@ -1,0 +1,78 @@
+#include "blocking_pool.hpp"
+
+#include <pthread.h>
+
+namespace spindle::detail {
+
+BlockingPool::BlockingPool(std::size_t max_threads, std::chrono::milliseconds idle_timeout)
+    : max_threads_(max_threads == 0 ? 1 : max_threads), idle_timeout_(idle_timeout) {}
+
+BlockingPool::~BlockingPool() { shutdown(); }
+
+bool BlockingPool::submit(Job job) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (stopping_) {
+    return false;
+  }
+  jobs_.push_back(std::move(job));
+  if (idle_ > 0) {
+    cv_.notify_one();
+    return true;
+  }
+  if (threads_ < max_threads_) {
+    ++threads_;
+    // Detached, counted by threads_: shutdown() waits for the count to reach
+    // zero, and a leaving thread's last touch of the pool is unlocking mu_.
+    std::thread([this] { thread_main(); }).detach();
+  }
+  return true;
+}
+
+void BlockingPool::thread_main() {
+  pthread_setname_np(pthread_self(), "spindle-block");
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    while (jobs_.empty() && !stopping_) {
+      ++idle_;
+      bool woke = cv_.wait_for(lock, idle_timeout_, [&] { return !jobs_.empty() || stopping_; });
+      --idle_;
+      if (!woke) {
+        --threads_;  // idle too long: shrink
+        all_gone_.notify_all();
+        return;
+      }
+    }
+    if (jobs_.empty()) {  // stopping and nothing left
+      --threads_;
+      all_gone_.notify_all();
+      return;
+    }
+    Job job = std::move(jobs_.front());
+    jobs_.pop_front();
+    lock.unlock();
+    job(false);
+    job = nullptr;  // the job's captures die outside the lock
+    lock.lock();
+  }
+}
+
+void BlockingPool::shutdown() {
+  std::deque<Job> dropped;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    stopping_ = true;
+    dropped.swap(jobs_);
+    cv_.notify_all();
+    all_gone_.wait(lock, [&] { return threads_ == 0; });
+  }
+  for (Job& job : dropped) {
+    job(true);  // never ran: cancels its future, so no waiter hangs
+  }
+}
+
+std::size_t BlockingPool::threads() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return threads_;
+}
+
+}  // namespace spindle::detail

@@ -1,0 +1,57 @@
+// The blocking pool behind to_thread(): plain threads for calls that would
+// block a worker (file I/O, DNS, a C library that sleeps).
+//
+// Bounded by Options::blocking_threads; threads start on demand when a job
+// finds none idle, and exit after kIdleTimeout without work, so an idle
+// runtime keeps none. Jobs run in submission order. A job whose future was
+// cancelled before a thread picked it up is dropped without running.
+//
+// Thread-safety: everything under mu_.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+namespace spindle::detail {
+
+class BlockingPool {
+ public:
+  static constexpr std::chrono::milliseconds kIdleTimeout{10000};
+
+  explicit BlockingPool(std::size_t max_threads,
+                        std::chrono::milliseconds idle_timeout = kIdleTimeout);
+  ~BlockingPool();
+  BlockingPool(const BlockingPool&) = delete;
+  BlockingPool& operator=(const BlockingPool&) = delete;
+
+  // A job is called once: job(false) on a pool thread to run it (it skips
+  // itself if its future was cancelled meanwhile), or job(true) if the pool
+  // shuts down first (it cancels its future).
+  using Job = std::function<void(bool drop)>;
+  // False if the pool is shut down (the job is not taken).
+  bool submit(Job job);
+  // Drops queued jobs, waits for running ones and for every thread to
+  // leave. Idempotent.
+  void shutdown();
+  std::size_t threads();
+
+ private:
+  void thread_main();
+
+  const std::size_t max_threads_;
+  const std::chrono::milliseconds idle_timeout_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> jobs_;       // guarded by mu_
+  std::size_t threads_ = 0;    // guarded by mu_
+  std::size_t idle_ = 0;       // guarded by mu_
+  bool stopping_ = false;      // guarded by mu_
+  std::condition_variable all_gone_;
+};
+
+}  // namespace spindle::detail
