@@ -89,11 +89,16 @@ Scheduler* current_scheduler_or_throw(const char* what) {
   return &w->scheduler();
 }
 
-void spawn_task(Scheduler* sched, TaskCore* task) {
-  if (sched == nullptr) {
-    sched = current_scheduler_or_throw("spindle::spawn");
+void spawn_task(Scheduler* sched, TaskCore* task) { sched->spawn(task); }
+
+void spawn_here(TaskCore* task) {
+  Worker* w = Worker::current();
+  if (w == nullptr) {
+    throw InvalidStateError(
+        "spindle::spawn called outside a spindle runtime (use Runtime::spawn from other "
+        "threads)");
   }
-  sched->spawn(task);
+  w->scheduler().spawn_local(w, task);
 }
 
 void submit_blocking(std::function<void(bool drop)> job) {

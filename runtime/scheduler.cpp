@@ -159,26 +159,37 @@ std::uint64_t Scheduler::next_external_id_block() noexcept {
 
 void Scheduler::spawn(TaskCore* t) {
   Worker* w = Worker::current();
-  const bool local = w != nullptr && &w->scheduler() == this;
-  if (!local && closed()) {
+  if (w != nullptr && &w->scheduler() == this) {
+    spawn_local(w, t);
+    return;
+  }
+  if (closed()) {
     throw InvalidStateError("spawn on a runtime that is shut down");
   }
   A::sched(t) = this;
-  A::id(t) = local ? w->take_id() : next_external_id();
-  if (local && w->current_fiber() != nullptr && w->current_fiber()->current != nullptr) {
-    A::spawner_id(t) = A::id(w->current_fiber()->current);
-  }
-  // Not yet shared with anyone: a plain store. The queue push below
-  // publishes it (release).
+  A::id(t) = next_external_id();
+  // Not yet shared with anyone: plain stores. The queue push publishes them.
   t->word().store(initial_task_word(), std::memory_order_relaxed);
-  registry_.add(t, local ? w->index() : num_workers());
-  if (local) {
-    w->counters().bump(w->counters().spawned);
-    w->push_local(t);
-    notify_work();
-  } else {
-    submit_remote(t);
+  registry_.add(t, num_workers());
+  submit_remote(t);
+}
+
+void Scheduler::spawn_local(Worker* w, TaskCore* t) {
+  if (&w->scheduler() != this) {
+    spawn(t);  // a worker of another runtime spawning onto this one
+    return;
   }
+  A::sched(t) = this;
+  A::id(t) = w->take_id();
+  Fiber* f = w->current_fiber();
+  if (f != nullptr && f->current != nullptr) {
+    A::spawner_id(t) = A::id(f->current);
+  }
+  t->word().store(initial_task_word(), std::memory_order_relaxed);
+  registry_.add(t, w->index());
+  w->counters().bump(w->counters().spawned);
+  w->push_local(t);
+  notify_work();
 }
 
 void Scheduler::wake(TaskCore* t) {
@@ -215,7 +226,8 @@ struct CallSoonBody {
 }  // namespace
 
 void Scheduler::call_soon(std::function<void()> fn) {
-  auto task = make_task(CallSoonBody{std::move(fn)}, "call_soon");
+  std::string name = "call_soon";
+  auto task = make_task(CallSoonBody{std::move(fn)}, name);
   spawn(static_cast<TaskCore*>(task.core()));
 }
 

@@ -52,6 +52,8 @@ class Scheduler {
 
   // --- tasks -------------------------------------------------------------
   void spawn(TaskCore* t);
+  // spawn() from one of our own workers, already looked up.
+  void spawn_local(Worker* w, TaskCore* t);
   // The winner of a Waiter wakes its task (waiter.hpp INV-W1).
   void wake(TaskCore* t);
   // Queues a runnable task from a thread that is not one of our workers.

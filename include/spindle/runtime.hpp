@@ -96,7 +96,7 @@ class Runtime {
   // returns without waiting.
   template <class F>
   auto spawn(F&& f, std::string name = {}) -> Task<detail::TaskResult<F>> {
-    auto task = detail::make_task(std::forward<F>(f), std::move(name));
+    auto task = detail::make_task(std::forward<F>(f), name);
     detail::spawn_task(scheduler(), static_cast<detail::TaskCore*>(task.core()));
     return task;
   }

@@ -32,16 +32,19 @@ class Scheduler;
 // The scheduler of the calling worker thread; throws InvalidStateError on a
 // thread that is not a runtime worker.
 Scheduler* current_scheduler_or_throw(const char* what);
-// Registers and queues a freshly built task; `sched` may be null to mean the
-// calling worker's runtime. Takes over the creator's reference for the
-// scheduler and leaves the caller one (the handle).
+// Registers and queues a freshly built task on `sched`, from any thread.
+// Takes over the creator's reference for the scheduler and leaves the
+// caller one (the handle).
 void spawn_task(Scheduler* sched, TaskCore* task);
+// The same on the calling worker's runtime; throws InvalidStateError on a
+// thread that is not a runtime worker.
+void spawn_here(TaskCore* task);
 
 template <class T, class F>
 class TaskImpl final : public TaskCore {
  public:
   template <class G>
-  TaskImpl(G&& fn, std::string name) : TaskCore(std::move(name)), fn_(std::forward<G>(fn)) {
+  TaskImpl(G&& fn, std::string& name) : TaskCore(name), fn_(std::forward<G>(fn)) {
     set_value_offset(&value_);
   }
 
@@ -174,9 +177,9 @@ class Task : public Future<T> {
 namespace detail {
 
 template <class F>
-auto make_task(F&& f, std::string name) {
+auto make_task(F&& f, std::string& name) {
   using R = TaskResult<F>;
-  auto* core = new TaskImpl<R, std::decay_t<F>>(std::forward<F>(f), std::move(name));
+  auto* core = new TaskImpl<R, std::decay_t<F>>(std::forward<F>(f), name);
   return Task<R>::adopt_task(core);
 }
 
@@ -187,9 +190,8 @@ auto make_task(F&& f, std::string name) {
 // Outside a runtime it throws InvalidStateError — use Runtime::spawn.
 template <class F>
 auto spawn(F&& f, std::string name = {}) -> Task<detail::TaskResult<F>> {
-  detail::Scheduler* sched = detail::current_scheduler_or_throw("spindle::spawn");
-  auto task = detail::make_task(std::forward<F>(f), std::move(name));
-  detail::spawn_task(sched, static_cast<detail::TaskCore*>(task.core()));
+  auto task = detail::make_task(std::forward<F>(f), name);
+  detail::spawn_here(static_cast<detail::TaskCore*>(task.core()));
   return task;
 }
 

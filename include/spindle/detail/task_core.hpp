@@ -35,7 +35,13 @@ class TaskCore : public FutureCore {
   virtual void run_body() = 0;
 
  protected:
-  explicit TaskCore(std::string name) noexcept : FutureCore(true), name_(std::move(name)) {}
+  // Takes the name only if one was given (the default name is made on
+  // demand from the id), so spawning an unnamed task copies no string.
+  explicit TaskCore(std::string& name) noexcept : FutureCore(true) {
+    if (!name.empty()) {
+      name_ = std::move(name);
+    }
+  }
   ~TaskCore() override;
 
  private:
