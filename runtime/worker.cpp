@@ -338,6 +338,9 @@ TaskCore* Worker::find_work() {
     if (t == nullptr) {
       t = search();
     }
+    if (t == nullptr && searching_) {
+      t = spin_then_search();
+    }
     if (t != nullptr) {
       if (searching_) {
         searching_ = false;
@@ -398,6 +401,24 @@ TaskCore* Worker::search() {
     }
   }
   return take_injected(true);
+}
+
+TaskCore* Worker::spin_then_search() {
+  // A searcher that found nothing spins for a few microseconds before it
+  // parks: work often arrives right away (a producer spawning, a ping-pong
+  // partner replying), and a futex round trip costs the waker a system call
+  // and the sleeper tens of microseconds. Only searchers spin, and at most
+  // half the workers search (idle.hpp INV-I2), so spinning never takes every
+  // core.
+  for (std::uint32_t round = 0; round < kSpinRounds; ++round) {
+    for (int i = 0; i < 32; ++i) {
+      cpu_relax();
+    }
+    if (sched_.any_stealable_work() || sched_.stopping()) {
+      return search();
+    }
+  }
+  return nullptr;
 }
 
 void Worker::park() {
