@@ -1,5 +1,7 @@
 // Guards timer arming and cancelling (runtime/timer.hpp): every sleep and
 // wait_for arms one entry and cancels it when woken early.
+#include <algorithm>
+#include <chrono>
 #include <vector>
 
 #include "bench_fixture.hpp"
@@ -42,5 +44,30 @@ void BM_SleepZeroLengthYield(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kSleeps);
 }
 BENCHMARK(BM_SleepZeroLengthYield)->Arg(1)->ArgName("workers")->UseRealTime();
+
+}  // namespace
+
+namespace {
+
+// How late a 1 ms sleep wakes up on an idle runtime (median lateness as a
+// counter, microseconds). Guards the park timeout and timer firing path.
+void BM_SleepLateness(benchmark::State& state) {
+  spindle::Runtime rt(spindle::bench::options_for(state));
+  std::vector<double> late_us;
+  for (auto _ : state) {
+    double us = rt.block_on([] {
+      auto t0 = std::chrono::steady_clock::now();
+      spindle::sleep(std::chrono::milliseconds(1));
+      return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0 -
+                                                       std::chrono::milliseconds(1))
+          .count();
+    });
+    late_us.push_back(us);
+  }
+  std::sort(late_us.begin(), late_us.end());
+  state.counters["late_us_median"] = late_us[late_us.size() / 2];
+  state.counters["late_us_p99"] = late_us[late_us.size() * 99 / 100];
+}
+BENCHMARK(BM_SleepLateness)->Arg(2)->ArgName("workers")->UseRealTime()->Iterations(300);
 
 }  // namespace
