@@ -10,7 +10,7 @@
 namespace {
 
 void BM_TimerArmCancel(benchmark::State& state) {
-  spindle::detail::TimerHeap heap;
+  spindle::detail::TimerWheel heap;
   const int background = static_cast<int>(state.range(0));
   std::vector<spindle::detail::TimerEntry> others(static_cast<std::size_t>(background));
   std::int64_t now = spindle::detail::now_ns();

@@ -28,13 +28,13 @@ StackRegion destroy_fiber(Fiber* f) {
 }
 
 FiberPool::~FiberPool() {
-  std::vector<StackRegion> regions;
+  // The StackAllocator unmaps the memory when it goes; only the fibers'
+  // sanitizer state needs tearing down here.
   while (spare_ != nullptr) {
     Fiber* f = spare_;
     spare_ = f->next_free;
-    regions.push_back(destroy_fiber(f));
+    destroy_fiber(f);
   }
-  // The StackAllocator unmaps everything when it goes; nothing to release.
 }
 
 std::size_t FiberPool::take(Fiber** out, std::size_t max) {
@@ -49,27 +49,45 @@ std::size_t FiberPool::take(Fiber** out, std::size_t max) {
     ++n;
   }
   count_ -= n;
+  count_hint_.store(count_, std::memory_order_relaxed);
   *out = head;
   return n;
 }
 
 void FiberPool::give(Fiber* list, std::size_t n) {
-  std::vector<StackRegion> retire;
+  if (list == nullptr) {
+    return;
+  }
+  Fiber* last = list;
+  while (last->next_free != nullptr) {
+    last = last->next_free;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  last->next_free = spare_;
+  spare_ = list;
+  count_ += n;
+  count_hint_.store(count_, std::memory_order_relaxed);
+}
+
+void FiberPool::trim() {
+  Fiber* excess = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    while (list != nullptr) {
-      Fiber* f = list;
-      list = f->next_free;
-      if (count_ < keep_) {
-        f->next_free = spare_;
-        spare_ = f;
-        ++count_;
-      } else {
-        retire.push_back(destroy_fiber(f));
-      }
+    while (count_ > keep_) {
+      Fiber* f = spare_;
+      spare_ = f->next_free;
+      f->next_free = excess;
+      excess = f;
+      --count_;
     }
+    count_hint_.store(count_, std::memory_order_relaxed);
   }
-  (void)n;
+  std::vector<StackRegion> retire;
+  while (excess != nullptr) {
+    Fiber* f = excess;
+    excess = f->next_free;
+    retire.push_back(destroy_fiber(f));
+  }
   stacks_.release(retire);
 }
 

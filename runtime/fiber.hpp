@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <vector>
@@ -50,8 +51,12 @@ Fiber* create_fiber(StackAllocator& stacks, void (*entry)(Context*));
 StackRegion destroy_fiber(Fiber* f);
 
 // Spare fibers shared by a runtime's workers, behind each worker's private
-// FiberCache. Holds at most `keep` live fibers; beyond that, fibers are
-// destroyed and their stack pages given back to the kernel in batches.
+// FiberCache. During a burst it keeps every fiber it is given (reuse is
+// cheaper than anything else); trim(), called by a worker about to park,
+// destroys all but `keep` of them and gives their stack pages back to the
+// kernel in sorted, merged madvise calls. Releasing at give() time instead
+// cost a TLB-shootdown IPI per batch on every core (measured: ~40% of a
+// million-sleeper run).
 class FiberPool {
  public:
   FiberPool(StackAllocator& stacks, std::size_t keep) : stacks_(stacks), keep_(keep) {}
@@ -63,6 +68,9 @@ class FiberPool {
   std::size_t take(Fiber** out, std::size_t max);
   // Takes a linked list of `n` fibers.
   void give(Fiber* list, std::size_t n);
+  // Destroys spare fibers beyond `keep` and releases their stacks.
+  void trim();
+  bool over_keep() const noexcept { return count_hint_.load(std::memory_order_relaxed) > keep_; }
   std::size_t size();
 
  private:
@@ -71,6 +79,7 @@ class FiberPool {
   std::mutex mu_;
   Fiber* spare_ = nullptr;
   std::size_t count_ = 0;
+  std::atomic<std::size_t> count_hint_{0};  // count_, readable without the lock
 };
 
 // A worker's private stack of spare fibers (no locking: owner only).

@@ -189,7 +189,7 @@ bool TimerHandle::cancel() {
   if (!state_->phase.compare_exchange_strong(armed, 2, std::memory_order_acq_rel)) {
     return false;
   }
-  if (state_->heap != nullptr && state_->heap->remove(state_.get())) {
+  if (state_->wheel != nullptr && state_->wheel->remove(state_.get())) {
     std::shared_ptr<detail::CallLaterState> drop = std::move(state_->self);
   }
   // Else the firing worker removed it and drops the self-reference.

@@ -332,7 +332,7 @@ void Scheduler::shutdown() {
   std::vector<Waiter*> wake;
   std::vector<TimerEntry*> callbacks;
   for (auto& w : workers_) {
-    w->timers().take_due(TimerHeap::kNever, wake, callbacks);
+    w->timers().take_all(wake, callbacks);
   }
   SPINDLE_ASSERT(wake.empty(), "a task waiter outlived every task");
   for (TimerEntry* e : callbacks) {
@@ -350,7 +350,7 @@ void Scheduler::shutdown() {
 // ---------------------------------------------------------------------------
 
 std::int64_t Scheduler::earliest_deadline() noexcept {
-  std::int64_t d = TimerHeap::kNever;
+  std::int64_t d = TimerWheel::kNever;
   for (auto& w : workers_) {
     d = std::min(d, w->timers().next_deadline());
   }

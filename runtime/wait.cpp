@@ -291,7 +291,7 @@ bool FutureCore::wait_for_ns(std::int64_t ns) {
   timer.waiter = &w;
   Worker::current()->timers().insert(&timer);
   park_task(self, w, nullptr, "future (with timeout)");
-  timer.heap->remove(&timer);
+  timer.wheel->remove(&timer);
   unlink_waiter(this, &w);
   deliver_cancellation(self);
   return done();
@@ -333,7 +333,7 @@ void sleep_until(TimePoint t) {
   timer.waiter = &w;
   detail::Worker::current()->timers().insert(&timer);
   detail::park_task(self, w, nullptr, "sleep");
-  timer.heap->remove(&timer);
+  timer.wheel->remove(&timer);
   detail::deliver_cancellation(self);
 }
 

@@ -95,17 +95,23 @@ std::uint64_t Worker::take_id() noexcept {
 // Local queues (owner thread)
 // ---------------------------------------------------------------------------
 
-void Worker::ring_push(TaskCore* t) {
+bool Worker::try_ring_push(TaskCore* t) {
   // The slot is published before the entry so that a claimer that finds the
   // entry also finds where it is; a stale slot only makes a claim fail.
   std::uint32_t index = ring_.tail_index();
   A::queue_slot(t).store(ring_slot(index_, index), std::memory_order_relaxed);
   std::uint32_t got;
   if (!ring_.push_back(t, &got)) {
-    push_overflow(t);
-    return;
+    return false;
   }
   SPINDLE_ASSERT(got == index, "run queue index moved under its owner");
+  return true;
+}
+
+void Worker::ring_push(TaskCore* t) {
+  if (!try_ring_push(t)) {
+    push_overflow(t);
+  }
 }
 
 void Worker::push_local(TaskCore* t) {
@@ -151,6 +157,13 @@ TaskCore* Worker::refill_from_overflow() {
     std::uint32_t moved = 0;
     while (overflow_head_ != nullptr && moved < kRingCapacity / 2) {
       TaskCore* t = overflow_head_;
+      // The ring is empty, but a stealer may still be copying out of it and
+      // hold up to half its slots: stop when it is full. (Never fall back to
+      // push_overflow here: we hold the overflow lock.)
+      if (!try_ring_push(t)) {
+        A::queue_slot(t).store(overflow_slot(index_), std::memory_order_relaxed);
+        break;
+      }
       overflow_head_ = A::overflow_next(t);
       if (overflow_head_ != nullptr) {
         A::overflow_prev(overflow_head_) = nullptr;
@@ -158,7 +171,6 @@ TaskCore* Worker::refill_from_overflow() {
         overflow_tail_ = nullptr;
       }
       A::overflow_next(t) = A::overflow_prev(t) = nullptr;
-      ring_push(t);  // the ring is empty here, so this cannot overflow
       ++moved;
     }
     overflow_len_.store(overflow_len_.load(std::memory_order_relaxed) - moved,
@@ -429,8 +441,8 @@ void Worker::park() {
   // INV-I3 (idle.hpp): our state RMW, then a fence, then the queues.
   full_fence();
   std::int64_t deadline = sched_.earliest_deadline();
-  std::int64_t now = deadline == TimerHeap::kNever ? 0 : now_ns();
-  if (sched_.any_stealable_work() || (deadline != TimerHeap::kNever && deadline <= now) ||
+  std::int64_t now = deadline == TimerWheel::kNever ? 0 : now_ns();
+  if (sched_.any_stealable_work() || (deadline != TimerWheel::kNever && deadline <= now) ||
       sched_.stopping()) {
     if (!idle.unpark_worker_by_id(index_)) {
       searching_ = true;  // a notifier already took us out and counted us searching
@@ -438,8 +450,11 @@ void Worker::park() {
     return;
   }
   counters_.bump(counters_.parks);
+  if (sched_.fiber_pool().over_keep()) {
+    sched_.fiber_pool().trim();  // going idle: give spare stacks' pages back
+  }
   sched_.monitor().set_parked(index_, true);
-  parker_.park(deadline == TimerHeap::kNever ? -1 : deadline - now);
+  parker_.park(deadline == TimerWheel::kNever ? -1 : deadline - now);
   sched_.monitor().set_parked(index_, false);
   if (!idle.unpark_worker_by_id(index_)) {
     searching_ = true;
@@ -447,7 +462,7 @@ void Worker::park() {
 }
 
 void Worker::fire_timers() {
-  if (sched_.earliest_deadline() == TimerHeap::kNever) {
+  if (sched_.earliest_deadline() == TimerWheel::kNever) {
     return;
   }
   std::int64_t now = now_ns();
@@ -457,7 +472,7 @@ void Worker::fire_timers() {
   thread_local std::vector<TimerEntry*> callbacks;
   std::size_t fired = 0;
   for (unsigned i = 0; i < sched_.num_workers(); ++i) {
-    TimerHeap& h = sched_.worker((index_ + i) % sched_.num_workers()).timers();
+    TimerWheel& h = sched_.worker((index_ + i) % sched_.num_workers()).timers();
     if (h.next_deadline() <= now) {
       fired += h.take_due(now, wake, callbacks);
     }

@@ -68,7 +68,7 @@ class Worker {
   unsigned index() const noexcept { return index_; }
   Scheduler& scheduler() noexcept { return sched_; }
   Fiber* current_fiber() const noexcept { return current_fiber_; }
-  TimerHeap& timers() noexcept { return timers_; }
+  TimerWheel& timers() noexcept { return timers_; }
   Parker& parker() noexcept { return parker_; }
   WorkerCounters& counters() noexcept { return counters_; }
   std::uint64_t ticks() const noexcept { return ticks_.load(std::memory_order_relaxed); }
@@ -125,6 +125,7 @@ class Worker {
   void run_root(Fiber* f, TaskCore* t);
   void push_overflow(TaskCore* t);
   void ring_push(TaskCore* t);
+  bool try_ring_push(TaskCore* t);
   std::uint32_t next_random() noexcept;
 
   Scheduler& sched_;
@@ -155,7 +156,7 @@ class Worker {
   std::atomic<std::size_t> overflow_len_{0};
 
   alignas(64) Parker parker_;
-  TimerHeap timers_;
+  TimerWheel timers_;
   WorkerCounters counters_;
 
   friend class Scheduler;
