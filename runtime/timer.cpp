@@ -90,6 +90,8 @@ bool TimerWheel::next_event(std::uint64_t* tick, unsigned* level) const noexcept
   // such a slot's start without processing it (take_due stops at `now`), and
   // entries armed meanwhile land in lower levels with later ticks.
   bool found = false;
+  *tick = 0;
+  *level = 0;
   for (unsigned l = 0; l < kLevels; ++l) {
     unsigned pos = slot_for(elapsed_, l);
     std::uint64_t bits = occupied_[l] & (~std::uint64_t{0} << pos);
@@ -116,8 +118,8 @@ bool TimerWheel::next_event(std::uint64_t* tick, unsigned* level) const noexcept
 }
 
 void TimerWheel::update_next() {
-  std::uint64_t tick;
-  unsigned level;
+  std::uint64_t tick = 0;
+  unsigned level = 0;
   std::int64_t next = kNever;
   if (next_event(&tick, &level)) {
     next = static_cast<std::int64_t>(tick << kTickShift);
@@ -174,8 +176,8 @@ std::size_t TimerWheel::take_due(std::int64_t now, std::vector<Waiter*>& wake,
   SpinGuard g(lock_);
   const std::uint64_t now_tick = static_cast<std::uint64_t>(now) >> kTickShift;
   std::size_t n = 0;
-  std::uint64_t tick;
-  unsigned level;
+  std::uint64_t tick = 0;
+  unsigned level = 0;
   while (next_event(&tick, &level) && tick <= now_tick) {
     elapsed_ = tick;
     unsigned slot = slot_for(tick, level);
