@@ -15,7 +15,7 @@ struct Item {
 void BM_RingPushPop(benchmark::State& state) {
   spindle::detail::RunQueue<Item, 256> q;
   Item it{1};
-  std::uint32_t idx;
+  std::uint32_t idx = 0;
   for (auto _ : state) {
     q.push_back(&it, &idx);
     benchmark::DoNotOptimize(q.pop_front());
@@ -27,7 +27,7 @@ BENCHMARK(BM_RingPushPop);
 void BM_RingClaimReclaim(benchmark::State& state) {
   spindle::detail::RunQueue<Item, 256> q;
   Item it{1};
-  std::uint32_t idx;
+  std::uint32_t idx = 0;
   for (auto _ : state) {
     q.push_back(&it, &idx);
     benchmark::DoNotOptimize(q.try_claim(idx, &it));
@@ -40,7 +40,7 @@ BENCHMARK(BM_RingClaimReclaim);
 void BM_RingStealHalf(benchmark::State& state) {
   spindle::detail::RunQueue<Item, 256> src, dst;
   std::vector<Item> items(128);
-  std::uint32_t idx;
+  std::uint32_t idx = 0;
   for (auto _ : state) {
     for (auto& it : items) {
       src.push_back(&it, &idx);

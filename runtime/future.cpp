@@ -52,8 +52,7 @@ void FutureCore::report_unretrieved() noexcept {
     report_task_exception(static_cast<TaskCore*>(this), error_);
     return;
   }
-  std::string line = "spindle: Future exception was never retrieved: " + repr() + "\n";
-  std::fputs(line.c_str(), stderr);
+  report_future_exception(repr(), error_);
   unref();
 }
 

@@ -4,6 +4,7 @@
 
 #include <exception>
 #include <functional>
+#include <string>
 
 namespace spindle::detail {
 
@@ -22,6 +23,11 @@ bool schedule_soon(std::function<void()> fn);
 // A task's exception was never retrieved: to its runtime's handler, or
 // stderr when that runtime is gone. Takes over one reference of `t`.
 void report_task_exception(TaskCore* t, std::exception_ptr e) noexcept;
+
+// A plain future's exception was never retrieved: to the handler of the
+// calling worker's runtime, else of the most recent live runtime (with an
+// empty TaskRef), else stderr.
+void report_future_exception(const std::string& repr, std::exception_ptr e) noexcept;
 
 // Makes a task runnable after a Waiter of it fired (waiter.hpp).
 void schedule_wake(TaskCore* root);

@@ -50,13 +50,16 @@ void Registry::remove(TaskCore* t) {
   }
 }
 
-std::vector<TaskCore*> Registry::snapshot() {
+std::vector<TaskCore*> Registry::snapshot(bool include_internal) {
   std::vector<TaskCore*> out;
   out.reserve(live());
   for (unsigned i = 0; i < nshards_; ++i) {
     Shard& s = shards_[i];
     SpinGuard g(s.lock);
     for (TaskCore* t = s.head; t != nullptr; t = TaskAccess::registry_next(t)) {
+      if (!include_internal && TaskAccess::internal(t)) {
+        continue;
+      }
       t->ref();
       out.push_back(t);
     }

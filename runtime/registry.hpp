@@ -28,8 +28,9 @@ class Registry {
 
   void add(TaskCore* t, unsigned shard);
   void remove(TaskCore* t);
-  // New references to every live task (caller unrefs).
-  std::vector<TaskCore*> snapshot();
+  // New references to every live task (caller unrefs); runtime-internal
+  // tasks (call_soon callbacks) only if asked for.
+  std::vector<TaskCore*> snapshot(bool include_internal = false);
   // The name of the live task with this id, or "" (walks every shard; for
   // diagnostics only).
   std::string find_name(std::uint64_t id);

@@ -31,7 +31,7 @@
 //           has claimed and none can claim: the proof is at the function.
 //
 // Transitions
-//   push_back     owner: slot.store(relaxed); tail.store(release)
+//   push_back     owner: slot.store(release); tail.store(release)
 //   pop_front     owner: head CAS real+1 (and steal+1 when equal), acq_rel;
 //                 then slot.exchange(nullptr, acquire)
 //   steal_into    stealer: head.load(seq_cst), tail.load(seq_cst), CAS
@@ -95,7 +95,11 @@ class RunQueue {
     if (t - steal_part(h) >= kCapacity) {
       return false;
     }
-    slots_[t & kMask].store(v, std::memory_order_relaxed);
+    // release: a claimer's successful CAS on this slot reads this value and
+    // so synchronizes with us: what we did before the push (e.g. recording
+    // where the entry sits) happens before whatever the claimer does next,
+    // including completing and freeing the task.
+    slots_[t & kMask].store(v, std::memory_order_release);
     // release: publishes the slot to stealers that load tail with acquire
     // (or seq_cst) in steal_into().
     tail_.store(t + 1, std::memory_order_release);

@@ -77,6 +77,30 @@ void report_task_exception(TaskCore* t, std::exception_ptr e) noexcept {
   std::fputs(line.c_str(), stderr);
 }
 
+void report_future_exception(const std::string& repr, std::exception_ptr e) noexcept {
+  std::function<void(const TaskRef&, std::exception_ptr)> handler;
+  {
+    std::lock_guard<std::mutex> lock(g_schedulers_mu);
+    Worker* w = Worker::current();
+    Scheduler* s = w != nullptr ? &w->scheduler()
+                   : live_schedulers().empty() ? nullptr
+                                               : live_schedulers().back();
+    if (s != nullptr) {
+      handler = s->exception_handler();
+    }
+  }
+  if (handler) {
+    try {
+      handler(TaskRef(), std::move(e));
+    } catch (...) {
+      std::fputs("spindle: the exception handler threw; ignored\n", stderr);
+    }
+    return;
+  }
+  std::string line = "spindle: Future exception was never retrieved: " + repr + "\n";
+  std::fputs(line.c_str(), stderr);
+}
+
 void schedule_wake(TaskCore* root) { TaskAccess::sched(root)->wake(root); }
 
 Scheduler* current_scheduler_or_throw(const char* what) {

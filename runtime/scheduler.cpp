@@ -228,6 +228,7 @@ struct CallSoonBody {
 void Scheduler::call_soon(std::function<void()> fn) {
   std::string name = "call_soon";
   auto task = make_task(CallSoonBody{std::move(fn)}, name);
+  A::internal(static_cast<TaskCore*>(task.core())) = true;
   spawn(static_cast<TaskCore*>(task.core()));
 }
 
@@ -286,7 +287,7 @@ void Scheduler::cancel_all_and_wait() {
   std::int64_t next_warning = start + 5'000'000'000;
   for (;;) {
     std::vector<TaskCore*> live = registry_.snapshot();
-    if (live.empty()) {
+    if (live.empty() && registry_.live() == 0) {
       return;
     }
     for (TaskCore* t : live) {
@@ -408,7 +409,7 @@ Stats Scheduler::stats() {
 }
 
 void Scheduler::dump_tasks(std::ostream& os) {
-  std::vector<TaskCore*> live = registry_.snapshot();
+  std::vector<TaskCore*> live = registry_.snapshot(/*include_internal=*/true);
   std::sort(live.begin(), live.end(),
             [](TaskCore* a, TaskCore* b) { return a->id() < b->id(); });
   os << "spindle: " << live.size() << " live task(s)\n";
@@ -432,6 +433,9 @@ void Scheduler::dump_tasks(std::ostream& os) {
       spawner = A::spawner_id(t);
     }
     os << "  #" << t->id() << " '" << t->name() << "' " << state;
+    if (A::internal(t)) {
+      os << " (runtime callback)";
+    }
     if (!waits.empty()) {
       os << ", waiting on " << waits;
     }

@@ -20,6 +20,7 @@ struct TaskAccess {
   static std::uint32_t& registry_shard(TaskCore* t) { return t->registry_shard_; }
   static SpinLock& lock(TaskCore* t) { return t->task_lock_; }
   static bool& must_cancel(TaskCore* t) { return t->must_cancel_; }
+  static bool& internal(TaskCore* t) { return t->internal_; }
   static std::uint32_t& num_cancels(TaskCore* t) { return t->num_cancels_; }
   static std::string& cancel_message(TaskCore* t) { return t->cancel_message_; }
   static Waiter*& current_wait(TaskCore* t) { return t->current_wait_; }

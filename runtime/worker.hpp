@@ -61,9 +61,12 @@ class Worker {
   void start();
   void join();
 
-  // The worker of the calling thread, or nullptr. Not inlined, and never to
-  // be cached across a suspension: the calling task may migrate.
-  static Worker* current() noexcept;
+  // The worker of the calling thread, or nullptr. Never inlined — not even
+  // into worker.cpp — so the thread-local's address is computed afresh on
+  // every call: inlined, the compiler may keep the thread's TLS base in a
+  // callee-saved register across a fiber switch and read the previous
+  // thread's variable after a migration (TSan caught exactly that).
+  __attribute__((noinline)) static Worker* current() noexcept;
 
   unsigned index() const noexcept { return index_; }
   Scheduler& scheduler() noexcept { return sched_; }

@@ -72,6 +72,10 @@ class TaskCore : public FutureCore {
   // Guarded by task_lock_ (runtime/task.cpp documents the protocol).
   mutable SpinLock task_lock_;
   bool must_cancel_ = false;
+  // A runtime-internal task (call_soon callbacks): not listed by all_tasks()
+  // and not cancelled when block_on ends — queued callbacks still run, as
+  // asyncio.run lets them. Set before spawning, then read-only.
+  bool internal_ = false;
   std::uint32_t num_cancels_ = 0;
   std::string name_;
   std::string cancel_message_;
