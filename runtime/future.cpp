@@ -92,6 +92,22 @@ struct CallbackBatch {
 };
 
 void dispatch_callbacks(FutureCore* f, std::vector<CallbackEntry>* entries) {
+  // Internal callbacks run here and now; the user's go to a worker as one
+  // batch, so they keep their registration order.
+  bool any_user = false;
+  for (CallbackEntry& e : *entries) {
+    if (e.run_inline) {
+      e.fn(f);
+      e.fn = nullptr;
+    } else {
+      any_user = true;
+    }
+  }
+  if (!any_user) {
+    delete entries;
+    return;
+  }
+  std::erase_if(*entries, [](const CallbackEntry& e) { return e.run_inline; });
   auto batch = std::make_shared<CallbackBatch>(f, entries);
   if (!schedule_soon([batch] { batch->run(); })) {
     batch->run();  // no runtime alive: run on this thread
@@ -128,11 +144,20 @@ void FutureCore::publish(Status final_status) noexcept {
     callbacks = callbacks_;
     callbacks_ = nullptr;
   }
+  // Winners were collected newest-first; wake them oldest-first.
+  Waiter* ordered = nullptr;
+  bool several = winners != nullptr && winners->next != nullptr;
   while (winners != nullptr) {
     Waiter* next = winners->next;
-    winners->next = nullptr;
-    wake_waiter_owner(winners);  // the node may be gone after this
+    winners->next = ordered;
+    ordered = winners;
     winners = next;
+  }
+  while (ordered != nullptr) {
+    Waiter* next = ordered->next;
+    ordered->next = nullptr;
+    wake_waiter_owner(ordered, /*lifo=*/!several);  // the node may be gone after this
+    ordered = next;
   }
   if (callbacks != nullptr) {
     dispatch_callbacks(this, callbacks);
@@ -211,24 +236,41 @@ std::exception_ptr FutureCore::error_for_outcome() const {
   return s == Status::kResult ? nullptr : error_;
 }
 
-std::uint64_t FutureCore::add_done_callback(DoneCallback cb) {
+namespace {
+
+std::uint64_t add_callback(FutureCore* f, SpinLock& lock, std::uint32_t& next_id,
+                           std::vector<CallbackEntry>*& list, DoneCallback cb, bool run_inline) {
   std::uint64_t id;
   {
-    SpinGuard g(lock_);
-    id = next_callback_id_++;
-    if (status_.load(std::memory_order_relaxed) < Status::kResult) {
-      if (callbacks_ == nullptr) {
-        callbacks_ = new std::vector<CallbackEntry>();
+    SpinGuard g(lock);
+    id = next_id++;
+    if (f->status() < Status::kResult) {
+      if (list == nullptr) {
+        list = new std::vector<CallbackEntry>();
       }
-      callbacks_->push_back(CallbackEntry{id, std::move(cb)});
+      list->push_back(CallbackEntry{id, std::move(cb), run_inline});
       return id;
     }
   }
+  if (run_inline) {
+    cb(f);  // already done: an internal callback runs at once
+    return id;
+  }
   // Already done: scheduled at once, never run inside this call.
   auto* one = new std::vector<CallbackEntry>();
-  one->push_back(CallbackEntry{id, std::move(cb)});
-  dispatch_callbacks(this, one);
+  one->push_back(CallbackEntry{id, std::move(cb), false});
+  dispatch_callbacks(f, one);
   return id;
+}
+
+}  // namespace
+
+std::uint64_t FutureCore::add_done_callback(DoneCallback cb) {
+  return add_callback(this, lock_, next_callback_id_, callbacks_, std::move(cb), false);
+}
+
+std::uint64_t FutureCore::add_inline_callback(DoneCallback cb) {
+  return add_callback(this, lock_, next_callback_id_, callbacks_, std::move(cb), true);
 }
 
 std::size_t FutureCore::remove_done_callback(std::uint64_t id) {
@@ -280,13 +322,13 @@ std::exception_ptr make_cancelled(std::string msg) {
   return std::make_exception_ptr(Cancelled(std::move(msg)));
 }
 
-void wake_waiter_owner(Waiter* w) {
+void wake_waiter_owner(Waiter* w, bool lifo) {
   if (w->root == nullptr) {
     futex_wake(&w->state, 1);
     return;
   }
   TaskCore* root = w->root;
-  schedule_wake(root);
+  schedule_wake(root, lifo);
 }
 
 }  // namespace spindle::detail

@@ -30,6 +30,6 @@ void report_task_exception(TaskCore* t, std::exception_ptr e) noexcept;
 void report_future_exception(const std::string& repr, std::exception_ptr e) noexcept;
 
 // Makes a task runnable after a Waiter of it fired (waiter.hpp).
-void schedule_wake(TaskCore* root);
+void schedule_wake(TaskCore* root, bool lifo);
 
 }  // namespace spindle::detail

@@ -101,7 +101,7 @@ void report_future_exception(const std::string& repr, std::exception_ptr e) noex
   std::fputs(line.c_str(), stderr);
 }
 
-void schedule_wake(TaskCore* root) { TaskAccess::sched(root)->wake(root); }
+void schedule_wake(TaskCore* root, bool lifo) { TaskAccess::sched(root)->wake(root, lifo); }
 
 Scheduler* current_scheduler_or_throw(const char* what) {
   Worker* w = Worker::current();

@@ -192,13 +192,18 @@ void Scheduler::spawn_local(Worker* w, TaskCore* t) {
   notify_work();
 }
 
-void Scheduler::wake(TaskCore* t) {
+void Scheduler::wake(TaskCore* t, bool lifo) {
   if (transition_notify(t) == NotifyResult::kNothing) {
     return;  // running (its owner re-queues it) or already queued
   }
   Worker* w = Worker::current();
   if (w != nullptr && &w->scheduler() == this) {
-    w->push_woken(t);
+    if (lifo) {
+      w->push_woken(t);
+    } else {
+      w->push_local(t);
+      notify_work();
+    }
   } else {
     submit_remote(t);
   }

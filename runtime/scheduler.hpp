@@ -54,8 +54,9 @@ class Scheduler {
   void spawn(TaskCore* t);
   // spawn() from one of our own workers, already looked up.
   void spawn_local(Worker* w, TaskCore* t);
-  // The winner of a Waiter wakes its task (waiter.hpp INV-W1).
-  void wake(TaskCore* t);
+  // The winner of a Waiter wakes its task (waiter.hpp INV-W1); `lifo` as
+  // in wake_waiter_owner().
+  void wake(TaskCore* t, bool lifo = true);
   // Queues a runnable task from a thread that is not one of our workers.
   void submit_remote(TaskCore* t);
   // After making work available: unpark a worker if nobody is searching.

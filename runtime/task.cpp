@@ -69,7 +69,7 @@ bool TaskCore::request_cancel(std::string msg) {
         target = awaiting_;
         target->ref();
       } else {
-        must_cancel_ = true;
+        must_cancel_.store(true, std::memory_order_release);  // see cancel_pending()
         cancel_message_ = msg;
         // INV-C2 and waiter.hpp INV-W2: fired under the lock the wait is
         // published under.
@@ -104,7 +104,7 @@ int TaskCore::uncancel() {
   if (num_cancels_ > 0) {
     --num_cancels_;
     if (num_cancels_ == 0) {
-      must_cancel_ = false;  // as Python 3.13
+      must_cancel_.store(false, std::memory_order_relaxed);  // as Python 3.13
     }
   }
   return static_cast<int>(num_cancels_);
@@ -127,12 +127,12 @@ void complete_with_error(TaskCore* t, Status final_status, std::exception_ptr e)
 
 void execute_task(TaskCore* t) noexcept {
   std::string pre_cancel_message;
-  bool pre_cancelled;
-  {
+  bool pre_cancelled = false;
+  if (A::cancel_pending(t)) {  // rare: take the lock only then
     SpinGuard g(A::lock(t));
-    pre_cancelled = A::must_cancel(t);
+    pre_cancelled = A::must_cancel(t).load(std::memory_order_relaxed);
     if (pre_cancelled) {
-      A::must_cancel(t) = false;  // INV-C3
+      A::must_cancel(t).store(false, std::memory_order_relaxed);  // INV-C3
       pre_cancel_message = A::cancel_message(t);
     }
   }

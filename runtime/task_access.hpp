@@ -19,7 +19,12 @@ struct TaskAccess {
   static TaskCore*& registry_next(TaskCore* t) { return t->registry_next_; }
   static std::uint32_t& registry_shard(TaskCore* t) { return t->registry_shard_; }
   static SpinLock& lock(TaskCore* t) { return t->task_lock_; }
-  static bool& must_cancel(TaskCore* t) { return t->must_cancel_; }
+  static std::atomic<bool>& must_cancel(TaskCore* t) { return t->must_cancel_; }
+  // The fast-path check outside task_lock_ (acquire: pairs with the release
+  // store made under the lock by request_cancel).
+  static bool cancel_pending(TaskCore* t) {
+    return t->must_cancel_.load(std::memory_order_acquire);
+  }
   static bool& internal(TaskCore* t) { return t->internal_; }
   static std::uint32_t& num_cancels(TaskCore* t) { return t->num_cancels_; }
   static std::string& cancel_message(TaskCore* t) { return t->cancel_message_; }

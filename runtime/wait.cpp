@@ -53,13 +53,16 @@ TaskCore* current_root() noexcept { return Worker::current()->current_fiber()->r
 
 // INV-C3: a pending request is delivered here, once.
 void deliver_cancellation(TaskCore* self) {
+  if (!A::cancel_pending(self)) {
+    return;  // the common case, without the lock
+  }
   std::string msg;
   {
     SpinGuard g(A::lock(self));
-    if (!A::must_cancel(self)) {
-      return;
+    if (!A::must_cancel(self).load(std::memory_order_relaxed)) {
+      return;  // uncancel()ed meanwhile
     }
-    A::must_cancel(self) = false;
+    A::must_cancel(self).store(false, std::memory_order_relaxed);
     msg = A::cancel_message(self);
   }
   throw Cancelled(std::move(msg));
@@ -110,7 +113,7 @@ void park_task(TaskCore* self, Waiter& w, FutureCore* awaiting, const char* reas
       A::awaiting(self) = awaiting;
     }
     A::wait_reason(self) = reason;
-    pending = A::must_cancel(self);
+    pending = A::must_cancel(self).load(std::memory_order_relaxed);
     if (pending) {
       msg = A::cancel_message(self);
     }
@@ -122,7 +125,7 @@ void park_task(TaskCore* self, Waiter& w, FutureCore* awaiting, const char* reas
       // instead, as if it had arrived during the wait (INV-C1).
       if (awaiting->cancel(msg)) {
         SpinGuard g(A::lock(self));
-        A::must_cancel(self) = false;
+        A::must_cancel(self).store(false, std::memory_order_relaxed);
       }
     } else {
       fired_by_us = w.try_fire();
@@ -208,9 +211,9 @@ bool run_inline(TaskCore* self, TaskCore* child) {
     child->ref();
     A::awaiting(self) = child;  // cancel(self) reaches the child (INV-C1)
     A::wait_reason(self) = "task (running it inline)";
-    pending = A::must_cancel(self);
+    pending = A::must_cancel(self).load(std::memory_order_relaxed);
     if (pending) {
-      A::must_cancel(self) = false;
+      A::must_cancel(self).store(false, std::memory_order_relaxed);
       msg = A::cancel_message(self);
     }
   }

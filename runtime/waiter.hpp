@@ -51,7 +51,10 @@ struct Waiter {
 
 // After winning try_fire(): makes the owner runnable. For a task this goes
 // through the task state machine; for a thread, a futex wake (which must
-// happen under the firer's lock, INV-W3).
-void wake_waiter_owner(Waiter* w);
+// happen under the firer's lock, INV-W3). `lifo`: a single wake from the
+// running task goes to the LIFO slot (it runs next, while the waker's data is
+// warm); a batch (timers due together, a future with many waiters) queues
+// FIFO so the tasks resume in the order they were woken.
+void wake_waiter_owner(Waiter* w, bool lifo = true);
 
 }  // namespace spindle::detail

@@ -479,7 +479,7 @@ void Worker::fire_timers() {
   }
   counters_.bump(counters_.timers_fired, fired);
   for (Waiter* w : wake) {
-    wake_waiter_owner(w);
+    wake_waiter_owner(w, /*lifo=*/false);  // due together: resume in deadline order
   }
   wake.clear();
   for (TimerEntry* e : callbacks) {

@@ -2,9 +2,11 @@
 // work-stealing multithreaded runtime. Include this header for everything.
 #pragma once
 
+#include "combinators.hpp"
 #include "errors.hpp"
 #include "future.hpp"
 #include "runtime.hpp"
 #include "task.hpp"
+#include "task_group.hpp"
 #include "this_task.hpp"
 #include "to_thread.hpp"

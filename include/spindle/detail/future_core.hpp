@@ -58,6 +58,7 @@ using DoneCallback = std::function<void(FutureCore*)>;
 struct CallbackEntry {
   std::uint64_t id;
   DoneCallback fn;
+  bool run_inline = false;  // runtime-internal: runs on the completing thread
 };
 
 class FutureCore {
@@ -117,6 +118,11 @@ class FutureCore {
 
   // --- callbacks --------------------------------------------------------
   std::uint64_t add_done_callback(DoneCallback cb);
+  // Runtime-internal callbacks (combinators, task groups): short, never
+  // blocking, never calling user code. They run on the completing thread
+  // right after completion — or at once, on the caller's thread, if the
+  // future is already done — instead of being scheduled as a task.
+  std::uint64_t add_inline_callback(DoneCallback cb);
   std::size_t remove_done_callback(std::uint64_t id);
 
   // --- waiting (runtime/wait.cpp) ---------------------------------------

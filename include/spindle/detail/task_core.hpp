@@ -71,7 +71,9 @@ class TaskCore : public FutureCore {
 
   // Guarded by task_lock_ (runtime/task.cpp documents the protocol).
   mutable SpinLock task_lock_;
-  bool must_cancel_ = false;
+  // Written under task_lock_; also read without it by the fast paths that
+  // only need to know whether a request is pending (acquire).
+  std::atomic<bool> must_cancel_{false};
   // A runtime-internal task (call_soon callbacks): not listed by all_tasks()
   // and not cancelled when block_on ends — queued callbacks still run, as
   // asyncio.run lets them. Set before spawning, then read-only.
