@@ -174,7 +174,7 @@ TEST(Scheduler, BlockedWorkerIsReported) {
 // budget, so unguarded stacks are used too, and each costs about a page.
 TEST(Scheduler, ManySuspendedTasksCostAboutOnePageEach) {
   spindle::Runtime rt;
-  const long n = spindle::testing::scaled(60000);
+  const long n = spindle::testing::max_suspended_tasks(spindle::testing::scaled(60000));
   spindle::Future<void> release;
   std::atomic<long> parked{0};
   long before = rss_bytes();
