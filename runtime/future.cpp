@@ -117,7 +117,9 @@ void dispatch_callbacks(FutureCore* f, std::vector<CallbackEntry>* entries) {
 }  // namespace
 
 void FutureCore::publish(Status final_status) noexcept {
-  SPINDLE_ASSERT(status_.load(std::memory_order_relaxed) == Status::kCompleting,
+  // A task completes only itself and skips the claim (task.hpp).
+  SPINDLE_ASSERT(status_.load(std::memory_order_relaxed) == Status::kCompleting ||
+                     (is_task_ && status_.load(std::memory_order_relaxed) == Status::kPending),
                  "publish() without a claim");
   Waiter* winners = nullptr;
   std::vector<CallbackEntry>* callbacks;

@@ -48,6 +48,12 @@ class Idle {
   // Removes `worker` from the sleepers if it is there (timeouts, spurious
   // wakeups, work found during the re-check). True if it was there.
   bool unpark_worker_by_id(unsigned worker);
+  // A relaxed look: might a worker be parked while nobody searches? False
+  // positives and negatives are both possible; see notify_work_local().
+  bool maybe_should_wake() const noexcept {
+    std::uint64_t s = state_.load(std::memory_order_relaxed);
+    return static_cast<unsigned>(s >> 32) == 0 && static_cast<unsigned>(s) < num_workers_;
+  }
   // Snapshot for statistics.
   unsigned num_searching() const;
   unsigned num_unparked() const;

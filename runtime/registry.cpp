@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "atomic.hpp"
 #include "task_access.hpp"
 
 namespace spindle::detail {
@@ -12,11 +13,9 @@ void Registry::add(TaskCore* t, unsigned shard) {
   using A = TaskAccess;
   shard %= nshards_;
   A::registry_shard(t) = shard;
-  // relaxed: the count is a statistic and a shutdown condition; shutdown
-  // reads it after the tasks it waits for have completed (acquire below).
-  live_.fetch_add(1, std::memory_order_relaxed);
   Shard& s = shards_[shard];
   SpinGuard g(s.lock);
+  __atomic_store_n(&s.count, s.count + 1, __ATOMIC_RELAXED);  // see live()
   A::registry_prev(t) = nullptr;
   A::registry_next(t) = s.head;
   if (s.head != nullptr) {
@@ -28,8 +27,11 @@ void Registry::add(TaskCore* t, unsigned shard) {
 void Registry::remove(TaskCore* t) {
   using A = TaskAccess;
   Shard& s = shards_[A::registry_shard(t)];
+  std::size_t left;
   {
     SpinGuard g(s.lock);
+    left = s.count - 1;
+    __atomic_store_n(&s.count, left, __ATOMIC_RELAXED);
     TaskCore* prev = A::registry_prev(t);
     TaskCore* next = A::registry_next(t);
     if (prev != nullptr) {
@@ -42,12 +44,26 @@ void Registry::remove(TaskCore* t) {
     }
     A::registry_prev(t) = A::registry_next(t) = nullptr;
   }
-  // release: a shutdown that sees zero also sees the completed tasks' effects.
-  if (live_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
-      empty_waiters_.load(std::memory_order_seq_cst) > 0) {
-    std::lock_guard<std::mutex> lock(empty_mu_);
-    empty_cv_.notify_all();
+  // A shard that empties tells a shutdown waiting for all of them. seq_cst:
+  // pairs with wait_empty_for (StoreLoad: our count store, then the waiter
+  // flag; its flag store, then the counts).
+  if (left == 0) {
+    full_fence();
+    if (empty_waiters_.load(std::memory_order_seq_cst) > 0) {
+      std::lock_guard<std::mutex> lock(empty_mu_);
+      empty_cv_.notify_all();
+    }
   }
+}
+
+std::size_t Registry::live() const noexcept {
+  // Per-shard counts, each written under its lock; read without it (a
+  // relaxed snapshot: exact once the registry is quiescent, e.g. shutdown).
+  std::size_t n = 0;
+  for (unsigned i = 0; i < nshards_; ++i) {
+    n += __atomic_load_n(&shards_[i].count, __ATOMIC_RELAXED);
+  }
+  return n;
 }
 
 std::vector<TaskCore*> Registry::snapshot(bool include_internal) {
@@ -85,8 +101,9 @@ bool Registry::wait_empty_for(std::int64_t timeout_ms) {
   // seq_cst: pairs with the seq_cst load in remove() (StoreLoad: either the
   // last remover sees a waiter, or we see zero below).
   empty_waiters_.fetch_add(1, std::memory_order_seq_cst);
+  full_fence();
   bool empty = empty_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
-                                  [&] { return live_.load(std::memory_order_seq_cst) == 0; });
+                                  [&] { return live() == 0; });
   empty_waiters_.fetch_sub(1, std::memory_order_relaxed);
   return empty;
 }

@@ -34,7 +34,7 @@ class Registry {
   // The name of the live task with this id, or "" (walks every shard; for
   // diagnostics only).
   std::string find_name(std::uint64_t id);
-  std::size_t live() const noexcept { return live_.load(std::memory_order_acquire); }
+  std::size_t live() const noexcept;
   // Blocks the calling plain thread until no task is live or the timeout
   // (ms) passes; true when empty.
   bool wait_empty_for(std::int64_t timeout_ms);
@@ -43,10 +43,10 @@ class Registry {
   struct alignas(64) Shard {
     SpinLock lock;
     TaskCore* head = nullptr;
+    std::size_t count = 0;  // guarded by lock; read racily by live()
   };
   std::unique_ptr<Shard[]> shards_;
   unsigned nshards_;
-  std::atomic<std::size_t> live_{0};
   std::atomic<int> empty_waiters_{0};
   std::mutex empty_mu_;
   std::condition_variable empty_cv_;

@@ -192,7 +192,7 @@ void Scheduler::spawn_local(Worker* w, TaskCore* t) {
   registry_.add(t, w->index());
   w->counters().bump(w->counters().spawned);
   w->push_local(t);
-  notify_work();
+  notify_work_local();
 }
 
 void Scheduler::wake(TaskCore* t, bool lifo) {
@@ -205,7 +205,7 @@ void Scheduler::wake(TaskCore* t, bool lifo) {
       w->push_woken(t);
     } else {
       w->push_local(t);
-      notify_work();
+      notify_work_local();
     }
   } else {
     submit_remote(t);

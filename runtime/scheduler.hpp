@@ -61,6 +61,15 @@ class Scheduler {
   void submit_remote(TaskCore* t);
   // After making work available: unpark a worker if nobody is searching.
   void notify_work();
+  // The same after pushing onto the calling worker's own queue. That worker
+  // runs the task itself if nobody helps, so a missed wakeup here costs
+  // parallelism, never liveness: the full fence of INV-I3 is paid only when
+  // a relaxed look suggests a worker may be asleep with nobody searching.
+  void notify_work_local() {
+    if (idle_.maybe_should_wake()) {
+      notify_work();
+    }
+  }
   void call_soon(std::function<void()> fn);
   std::shared_ptr<CallLaterState> call_later(std::int64_t delay_ns, std::function<void()> fn);
   // Arms a timer on the calling worker, or on some worker from outside.

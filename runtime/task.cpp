@@ -113,12 +113,7 @@ int TaskCore::uncancel() {
 namespace {
 
 void complete_with_error(TaskCore* t, Status final_status, std::exception_ptr e) noexcept {
-  // A value constructor that threw leaves the status claimed; otherwise we
-  // claim now (nobody else completes a task's future).
-  if (t->status() == Status::kPending) {
-    bool won = t->claim_completion();
-    SPINDLE_ASSERT(won, "a task's future was completed by someone else");
-  }
+  // Nobody else completes a task's future: no claim (task.hpp).
   t->set_error(std::move(e));
   t->publish(final_status);
 }
@@ -144,9 +139,7 @@ void execute_task(TaskCore* t) noexcept {
   }
   try {
     t->run_body();
-    if (t->status() == Status::kCompleting) {
-      t->publish(Status::kResult);
-    }
+    t->publish(Status::kResult);
   } catch (const Cancelled& c) {
     complete_with_error(t, Status::kCancelled, std::current_exception());
   } catch (...) {

@@ -108,10 +108,9 @@ void park_task(TaskCore* self, Waiter& w, FutureCore* awaiting, const char* reas
   {
     SpinGuard g(A::lock(self));
     A::current_wait(self) = &w;
-    if (awaiting != nullptr) {
-      awaiting->ref();
-      A::awaiting(self) = awaiting;
-    }
+    // No reference: the caller holds a handle to `awaiting` for the whole
+    // wait, and request_cancel() takes its own under this lock.
+    A::awaiting(self) = awaiting;
     A::wait_reason(self) = reason;
     pending = A::must_cancel(self).load(std::memory_order_relaxed);
     if (pending) {
@@ -138,16 +137,11 @@ void park_task(TaskCore* self, Waiter& w, FutureCore* awaiting, const char* reas
       Worker::current()->suspend(PostAction::kRelease);
     } while (!w.fired());
   }
-  FutureCore* was_awaiting;
   {
     SpinGuard g(A::lock(self));
     A::current_wait(self) = nullptr;
-    was_awaiting = A::awaiting(self);
     A::awaiting(self) = nullptr;
     A::wait_reason(self) = nullptr;
-  }
-  if (was_awaiting != nullptr) {
-    was_awaiting->unref();
   }
 }
 
@@ -208,8 +202,7 @@ bool run_inline(TaskCore* self, TaskCore* child) {
   std::string msg;
   {
     SpinGuard g(A::lock(self));
-    child->ref();
-    A::awaiting(self) = child;  // cancel(self) reaches the child (INV-C1)
+    A::awaiting(self) = child;  // cancel(self) reaches the child (INV-C1); our caller's handle keeps it alive
     A::wait_reason(self) = "task (running it inline)";
     pending = A::must_cancel(self).load(std::memory_order_relaxed);
     if (pending) {
@@ -231,7 +224,6 @@ bool run_inline(TaskCore* self, TaskCore* child) {
     A::awaiting(self) = nullptr;
     A::wait_reason(self) = nullptr;
   }
-  child->unref();  // the reference taken for awaiting_
   finish_task(child);
   return true;
 }

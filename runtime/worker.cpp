@@ -147,7 +147,7 @@ void Worker::push_woken(TaskCore* t) {
   lifo_ = t;
   if (prev != nullptr) {
     push_local(prev);
-    sched_.notify_work();
+    sched_.notify_work_local();
   }
 }
 
@@ -575,7 +575,7 @@ void Worker::run_post_action() {
       auto* t = static_cast<TaskCore*>(post_arg_);
       if (transition_release(t) == ReleaseResult::kSubmit) {
         push_local(t);  // woken while it was switching away (INV-T2)
-        sched_.notify_work();
+        sched_.notify_work_local();
       }
       return;
     }
@@ -583,7 +583,7 @@ void Worker::run_post_action() {
       auto* t = static_cast<TaskCore*>(post_arg_);
       transition_yield_release(t);
       push_local(t);
-      sched_.notify_work();
+      sched_.notify_work_local();
       return;
     }
     case PostAction::kRecycleFiber:

@@ -50,19 +50,15 @@ class TaskImpl final : public TaskCore {
 
   void run_body() override {
     try {
+      // Only the task itself completes its future, so it needs no claim
+      // (future_core.hpp INV-F1 holds trivially): the runtime publishes.
       if constexpr (std::is_void_v<T>) {
         std::invoke(*fn_);
         fn_.reset();
-        if (!claim_completion()) {
-          return;
-        }
         value_.emplace();
       } else {
         T result = std::invoke(*fn_);
         fn_.reset();
-        if (!claim_completion()) {
-          return;
-        }
         value_.emplace(std::move(result));
       }
     } catch (...) {

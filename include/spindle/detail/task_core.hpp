@@ -82,7 +82,7 @@ class TaskCore : public FutureCore {
   std::string name_;
   std::string cancel_message_;
   Waiter* current_wait_ = nullptr;
-  FutureCore* awaiting_ = nullptr;  // holds a reference while set
+  FutureCore* awaiting_ = nullptr;  // the awaiting code holds a handle while it is set
   const char* wait_reason_ = nullptr;
 };
 
