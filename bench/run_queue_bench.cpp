@@ -17,7 +17,7 @@ void BM_RingPushPop(benchmark::State& state) {
   Item it{1};
   std::uint32_t idx = 0;
   for (auto _ : state) {
-    q.push_back(&it, &idx);
+    q.push_back(&it, true, &idx);
     benchmark::DoNotOptimize(q.pop_front());
   }
   state.SetItemsProcessed(state.iterations());
@@ -29,7 +29,7 @@ void BM_RingClaimReclaim(benchmark::State& state) {
   Item it{1};
   std::uint32_t idx = 0;
   for (auto _ : state) {
-    q.push_back(&it, &idx);
+    q.push_back(&it, true, &idx);
     benchmark::DoNotOptimize(q.try_claim(idx, &it));
     q.reclaim_tail_holes();
   }
@@ -43,9 +43,9 @@ void BM_RingStealHalf(benchmark::State& state) {
   std::uint32_t idx = 0;
   for (auto _ : state) {
     for (auto& it : items) {
-      src.push_back(&it, &idx);
+      src.push_back(&it, true, &idx);
     }
-    std::uint32_t n = src.steal_into([&](Item* it) { dst.push_back(it, &idx); }, 128);
+    std::uint32_t n = src.steal_into([&](Item* it, bool c) { dst.push_back(it, c, &idx); }, 128);
     benchmark::DoNotOptimize(n);
     while (src.pop_front() != nullptr) {
     }

@@ -90,10 +90,11 @@ void init_thread_context(Context& ctx) {
 #endif
 }
 
-void switch_context(Context& from, Context& to) {
+EhState* thread_eh_state() noexcept { return eh_globals(); }
+
+void switch_context(Context& from, Context& to, EhState* g) {
   SPINDLE_ASSERT(to.fctx != nullptr, "switch to a context that is not suspended");
   SwitchArgs args{&from, &to};
-  EhState* g = eh_globals();
   from.eh = *g;
   *g = to.eh;
 #if SPINDLE_ASAN_ENABLED

@@ -48,9 +48,17 @@ void make_context(Context& ctx, char* stack_lo, std::size_t size, void (*entry)(
 void destroy_context(Context& ctx);
 // Describes the calling thread's own stack (a worker's scheduler context).
 void init_thread_context(Context& ctx);
+// The calling thread's exception globals (see switch_context). Constant for
+// the life of a thread, so a worker reads it once at start.
+EhState* thread_eh_state() noexcept;
 // Suspends the caller into `from` and resumes `to`, on the same thread.
 // Returns when some thread switches back to `from` — possibly another one:
-// callers must re-read every per-thread value after it returns.
-void switch_context(Context& from, Context& to);
+// callers must re-read every per-thread value after it returns. `eh` is the
+// calling thread's exception globals (thread_eh_state(), cached by the
+// caller: looking it up costs a TLS call through libstdc++ per switch).
+void switch_context(Context& from, Context& to, EhState* eh);
+inline void switch_context(Context& from, Context& to) {
+  switch_context(from, to, thread_eh_state());
+}
 
 }  // namespace spindle::detail

@@ -14,16 +14,22 @@
 //   head_  u64 = steal:32 | real:32. `real` is the next index to hand out;
 //          `steal` trails it while a stealer is still copying [steal, real).
 //   tail_  u32, written only by the owner: the next index to fill.
-//   slots_ kCapacity atomic pointers; index i lives in slots_[i % kCapacity].
+//   slots_ kCapacity atomic words; index i lives in slots_[i % kCapacity].
+//          A word is an entry pointer with bit 0 set if the entry is
+//          *claimable* (a task no worker has started); 0 is a hole.
 // Indices are free-running u32s; differences are taken mod 2^32.
 //
 // Invariants
 //   INV-Q1  steal <= real <= tail (mod 2^32) and tail - steal <= kCapacity:
 //           the owner never overwrites a slot a stealer may still read.
-//   INV-Q2  an entry is taken out of its slot only by an exchange (consumers)
-//           or a compare_exchange (claimers) that leaves nullptr behind, so
-//           every pushed pointer is taken exactly once. A consumer that
-//           finds nullptr skips the slot: it is a *hole* left by a claim.
+//   INV-Q2  every pushed entry is taken exactly once. Consumers (owner pop,
+//           stealers) own an index through their CAS on head. A claimable
+//           entry may also be taken by a claimer, so consumers take those
+//           with an exchange and claimers with a compare_exchange, both
+//           leaving 0 behind: one of them wins, and a consumer that finds 0
+//           skips the slot (a *hole*). Claimers never touch an entry that is
+//           not claimable, so consumers read those with a plain load — the
+//           common case of a woken or yielding task costs no slot RMW.
 //   INV-Q3  a slot of index i is written by push only while i is in
 //           [tail, steal + kCapacity), i.e. after every consumer of the
 //           previous lap has finished with it (INV-Q1).
@@ -33,11 +39,11 @@
 // Transitions
 //   push_back     owner: slot.store(release); tail.store(release)
 //   pop_front     owner: head CAS real+1 (and steal+1 when equal), acq_rel;
-//                 then slot.exchange(nullptr, acquire)
+//                 then slot.load(acquire), exchange(0) if claimable
 //   steal_into    stealer: head.load(seq_cst), tail.load(seq_cst), CAS
-//                 real+n keeping steal (acq_rel); exchange the n slots;
-//                 CAS steal=real (acq_rel)
-//   try_claim     any: slot.compare_exchange(task -> nullptr, acq_rel)
+//                 real+n keeping steal (acq_rel); take the n slots as pop
+//                 does; CAS steal=real (acq_rel)
+//   try_claim     any: slot.compare_exchange(task|1 -> 0, acq_rel)
 //   reclaim       owner: tail.exchange(t-1, seq_cst); head.load(seq_cst)
 //
 // Why a claimable ring. A task that awaits a child nobody has started can run
@@ -79,15 +85,16 @@ class RunQueue {
 
   RunQueue() {
     for (auto& s : slots_) {
-      s.store(nullptr, std::memory_order_relaxed);
+      s.store(0, std::memory_order_relaxed);
     }
   }
   RunQueue(const RunQueue&) = delete;
   RunQueue& operator=(const RunQueue&) = delete;
 
   // Owner. Appends `v`; false when full (the caller overflows elsewhere).
-  // On success *index receives the entry's index for try_claim().
-  bool push_back(T* v, std::uint32_t* index) noexcept {
+  // On success *index receives the entry's index for try_claim(), which
+  // can take the entry only if it was pushed `claimable`.
+  bool push_back(T* v, bool claimable, std::uint32_t* index) noexcept {
     std::uint32_t t = tail_.load(std::memory_order_relaxed);  // relaxed: we are its only writer
     // acquire: pairs with the acq_rel CAS that finished a steal; the stealer
     // has read the slots we are about to reuse (INV-Q1, INV-Q3).
@@ -99,7 +106,7 @@ class RunQueue {
     // so synchronizes with us: what we did before the push (e.g. recording
     // where the entry sits) happens before whatever the claimer does next,
     // including completing and freeing the task.
-    slots_[t & kMask].store(v, std::memory_order_release);
+    slots_[t & kMask].store(encode(v, claimable), std::memory_order_release);
     // release: publishes the slot to stealers that load tail with acquire
     // (or seq_cst) in steal_into().
     tail_.store(t + 1, std::memory_order_release);
@@ -123,19 +130,16 @@ class RunQueue {
                                        std::memory_order_acquire)) {
         continue;
       }
-      // acquire: a claimer's CAS left nullptr; otherwise we read our own
-      // store. exchange, not load: a claimer may race us for this slot and
-      // exactly one of us may win it (INV-Q2).
-      T* v = slots_[real & kMask].exchange(nullptr, std::memory_order_acquire);
-      if (v != nullptr) {
+      // INV-Q2: the index is ours; take the entry (a hole if claimed).
+      if (T* v = take(real)) {
         return v;
       }
     }
   }
 
-  // Stealer. Moves about half of this queue's entries into `dst` (owned by
-  // the caller) via `push(v)`, a callable that must not fail. Returns the
-  // number of entries moved (holes are not counted).
+  // Stealer. Moves about half of this queue's entries to the caller via
+  // `push(v, claimable)`, a callable that must not fail. Returns the number
+  // of entries moved (holes are not counted).
   template <class Push>
   std::uint32_t steal_into(Push&& push, std::uint32_t max_batch) noexcept {
     std::uint64_t h;
@@ -166,11 +170,11 @@ class RunQueue {
     }
     std::uint32_t moved = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
-      // acquire: the slot was published by the owner's release of tail,
-      // which our seq_cst tail load synchronized with; exchange for INV-Q2.
-      T* v = slots_[(real + i) & kMask].exchange(nullptr, std::memory_order_acquire);
-      if (v != nullptr) {
-        push(v);
+      // The slots were published by the owner's release of tail, which our
+      // seq_cst tail load synchronized with.
+      bool claimable = false;
+      if (T* v = take(real + i, &claimable)) {
+        push(v, claimable);
         ++moved;
       }
     }
@@ -192,11 +196,10 @@ class RunQueue {
   // Any thread. Takes `v` out of the slot of `index` if it is still there.
   // Success means no consumer will ever see it (INV-Q2).
   bool try_claim(std::uint32_t index, T* v) noexcept {
-    T* expected = v;
+    std::uintptr_t expected = encode(v, true);
     // acq_rel: winning makes us the task's only taker; acquire also makes
-    // the owner's writes before push visible if we are another thread.
-    return slots_[index & kMask].compare_exchange_strong(expected, nullptr,
-                                                         std::memory_order_acq_rel,
+    // the pusher's writes visible (its release store of the slot).
+    return slots_[index & kMask].compare_exchange_strong(expected, 0, std::memory_order_acq_rel,
                                                          std::memory_order_relaxed);
   }
 
@@ -218,7 +221,7 @@ class RunQueue {
       if (real_part(head_.load(std::memory_order_acquire)) == t) {
         return;
       }
-      if (slots_[(t - 1) & kMask].load(std::memory_order_relaxed) != nullptr) {
+      if (slots_[(t - 1) & kMask].load(std::memory_order_relaxed) != 0) {
         return;  // not a hole; slots are only emptied, never filled, by others
       }
       tail_.exchange(t - 1, std::memory_order_seq_cst);
@@ -251,6 +254,24 @@ class RunQueue {
   std::uint32_t tail_index() const noexcept { return tail_.load(std::memory_order_relaxed); }
 
  private:
+  static std::uintptr_t encode(T* v, bool claimable) noexcept {
+    return reinterpret_cast<std::uintptr_t>(v) | (claimable ? 1u : 0u);
+  }
+  // Takes the entry at `index`, which the caller owns through its CAS on
+  // head (INV-Q2). nullptr for a hole.
+  T* take(std::uint32_t index, bool* claimable = nullptr) noexcept {
+    std::atomic<std::uintptr_t>& slot = slots_[index & kMask];
+    // acquire: pairs with the pusher's release store of the slot.
+    std::uintptr_t w = slot.load(std::memory_order_acquire);
+    if (w & 1) {
+      // Claimable: a claimer may race us for it; exactly one wins.
+      w = slot.exchange(0, std::memory_order_acquire);
+    }
+    if (claimable != nullptr) {
+      *claimable = (w & 1) != 0;
+    }
+    return reinterpret_cast<T*>(w & ~std::uintptr_t{1});
+  }
   static std::uint32_t real_part(std::uint64_t h) noexcept { return static_cast<std::uint32_t>(h); }
   static std::uint32_t steal_part(std::uint64_t h) noexcept {
     return static_cast<std::uint32_t>(h >> 32);
@@ -261,7 +282,8 @@ class RunQueue {
 
   alignas(64) std::atomic<std::uint64_t> head_{0};
   alignas(64) std::atomic<std::uint32_t> tail_{0};
-  alignas(64) std::atomic<T*> slots_[kCapacity];
+  alignas(64) std::atomic<std::uintptr_t> slots_[kCapacity];
+  static_assert(alignof(T) >= 2, "entries need a free low bit for the claimable tag");
 };
 
 }  // namespace spindle::detail

@@ -29,6 +29,10 @@
 //           suspension, hence one queue entry.
 //   INV-T4  the scheduler holds one reference from spawn until kComplete;
 //           run-queue entries, fibers and waiters borrow it.
+//   INV-T5  a task that yields keeps kRunning (and no kNotified) while it
+//           waits in a run queue: it has no armed waiter, so no wake can
+//           look at its flags, and the worker that pops it takes it as it
+//           is — the yield path costs no RMW on the task word.
 //
 // Transitions (every one is an RMW on word_, so there is one modification
 // order; all are acq_rel: the acquire side sees the task's fiber and fields
@@ -41,7 +45,8 @@
 //                     kNotified or kComplete: nothing            [waker]
 //   release           clears kRunning; if kNotified, caller submits
 //                                                   [owner, after switch]
-//   yield_release     kRunning -> kNotified, caller submits [owner, after switch]
+//   yield             no change (INV-T5); the popper sees kRunning without
+//                     kNotified and keeps it                [owner, after switch]
 //   complete          kRunning -> kComplete                         [owner]
 #pragma once
 
@@ -71,6 +76,9 @@ inline std::uint64_t initial_task_word() noexcept { return kNotified | 2 * Futur
 inline bool transition_to_running(TaskCore* t) noexcept {
   auto& w = t->word();
   std::uint64_t cur = w.load(std::memory_order_relaxed);
+  if ((cur & (kRunning | kNotified)) == kRunning) {
+    return false;  // a yielded task, still ours (INV-T5)
+  }
   for (;;) {
     SPINDLE_ASSERT((cur & kNotified) && !(cur & (kRunning | kComplete)),
                    "task state: run of a task that is not queued (INV-T1)");
@@ -104,19 +112,6 @@ inline ReleaseResult transition_release(TaskCore* t) noexcept {
   std::uint64_t prev = t->word().fetch_and(~kRunning, std::memory_order_acq_rel);
   SPINDLE_ASSERT(prev & kRunning, "task state: release of a task that is not running");
   return (prev & kNotified) ? ReleaseResult::kSubmit : ReleaseResult::kIdle;
-}
-
-inline void transition_yield_release(TaskCore* t) noexcept {
-  auto& w = t->word();
-  std::uint64_t cur = w.load(std::memory_order_relaxed);
-  for (;;) {
-    SPINDLE_ASSERT(cur & kRunning, "task state: yield of a task that is not running");
-    std::uint64_t next = (cur & ~kRunning) | kNotified;
-    if (w.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
-                                std::memory_order_relaxed)) {
-      return;
-    }
-  }
 }
 
 inline void transition_complete(TaskCore* t) noexcept {

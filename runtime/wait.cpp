@@ -191,12 +191,10 @@ bool run_inline(TaskCore* self, TaskCore* child) {
   if (!Worker::try_claim(child)) {
     return false;
   }
-  if (!transition_to_running(child)) {
-    // It had started after all (its slot was reused): hand it back.
-    transition_yield_release(child);
-    w->push_local(child);
-    return false;
-  }
+  // Only entries pushed as claimable (not started) can be claimed, so this
+  // is the child's first run.
+  bool first = transition_to_running(child);
+  SPINDLE_ASSERT(first, "claimed a task that had already started");
   w->note_inline_run();
   bool pending;
   std::string msg;

@@ -96,12 +96,17 @@ std::uint64_t Worker::take_id() noexcept {
 // ---------------------------------------------------------------------------
 
 bool Worker::try_ring_push(TaskCore* t) {
-  // The slot is published before the entry so that a claimer that finds the
-  // entry also finds where it is; a stale slot only makes a claim fail.
+  // Only a task nobody has started can be claimed (to run inline). We own
+  // `t` here, so a relaxed look at its flags is current.
+  const bool claimable = !(t->word().load(std::memory_order_relaxed) & kStarted);
   std::uint32_t index = ring_.tail_index();
-  A::queue_slot(t).store(ring_slot(index_, index), std::memory_order_relaxed);
+  if (claimable) {
+    // Published before the entry so that a claimer that finds the entry
+    // also finds where it is; a stale slot only makes a claim fail.
+    A::queue_slot(t).store(ring_slot(index_, index), std::memory_order_relaxed);
+  }
   std::uint32_t got;
-  if (!ring_.push_back(t, &got)) {
+  if (!ring_.push_back(t, claimable, &got)) {
     return false;
   }
   SPINDLE_ASSERT(got == index, "run queue index moved under its owner");
@@ -180,10 +185,13 @@ TaskCore* Worker::refill_from_overflow() {
 }
 
 TaskCore* Worker::next_local(bool from_fiber) {
-  std::uint64_t tick = ticks_.load(std::memory_order_relaxed) + 1;
-  ticks_.store(tick, std::memory_order_relaxed);  // relaxed: the monitor samples it
-  if (from_fiber && tick % kMaintenanceInterval == 0) {
-    return nullptr;  // let the scheduler context look at timers and injections
+  ticks_.store(ticks_.load(std::memory_order_relaxed) + 1,
+               std::memory_order_relaxed);  // relaxed: the monitor samples it
+  if (--maintenance_countdown_ == 0) {
+    maintenance_countdown_ = kMaintenanceInterval;
+    if (from_fiber) {
+      return nullptr;  // let the scheduler context look at timers and injections
+    }
   }
   TaskCore* t = nullptr;
   if (lifo_ != nullptr) {
@@ -273,7 +281,7 @@ bool Worker::try_claim(TaskCore* t) {
 
 std::uint32_t Worker::steal_into(Worker& thief) {
   std::uint32_t moved =
-      ring_.steal_into([&](TaskCore* t) { thief.push_local(t); }, kRingCapacity / 2);
+      ring_.steal_into([&](TaskCore* t, bool) { thief.push_local(t); }, kRingCapacity / 2);
   if (moved != 0 || overflow_len_.load(std::memory_order_relaxed) == 0) {
     return moved;
   }
@@ -312,6 +320,7 @@ std::uint32_t Worker::steal_into(Worker& thief) {
 
 void Worker::thread_main() {
   t_worker = this;
+  eh_ = thread_eh_state();
   init_thread_context(main_ctx_);
   OverflowGuard::install_on_this_thread();
   char name[16];
@@ -322,7 +331,7 @@ void Worker::thread_main() {
     Fiber* target = fiber_for(t);
     current_fiber_ = target;
     sched_.monitor().set_busy(index_, true);
-    switch_context(main_ctx_, target->ctx);
+    switch_context(main_ctx_, target->ctx, eh_);
     // Back on this thread's own stack: some fiber of ours switched here.
     sched_.monitor().set_busy(index_, false);
     run_post_action();
@@ -557,12 +566,12 @@ void Worker::suspend(PostAction action) {
 void Worker::switch_away(Fiber* self, TaskCore* next) {
   if (next == nullptr) {
     current_fiber_ = nullptr;
-    switch_context(self->ctx, main_ctx_);
+    switch_context(self->ctx, main_ctx_, eh_);
     return;  // `this` may be stale now
   }
   Fiber* target = fiber_for(next);
   current_fiber_ = target;
-  switch_context(self->ctx, target->ctx);
+  switch_context(self->ctx, target->ctx, eh_);
 }
 
 void Worker::run_post_action() {
@@ -580,8 +589,9 @@ void Worker::run_post_action() {
       return;
     }
     case PostAction::kYield: {
+      // No state transition: a yielding task stays kRunning while it waits
+      // in the queue (task_state.hpp INV-T5).
       auto* t = static_cast<TaskCore*>(post_arg_);
-      transition_yield_release(t);
       push_local(t);
       sched_.notify_work_local();
       return;

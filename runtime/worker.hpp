@@ -144,10 +144,12 @@ class Worker {
   PostAction post_ = PostAction::kNone;
   void* post_arg_ = nullptr;
   Context main_ctx_;
+  EhState* eh_ = nullptr;  // this worker thread's exception globals
   FiberCache fiber_cache_;
   bool searching_ = false;
   std::uint32_t rng_;
   std::uint64_t next_id_ = 0, id_limit_ = 0;
+  std::uint32_t maintenance_countdown_ = kMaintenanceInterval;
   std::atomic<std::uint64_t> ticks_{0};
   std::atomic<std::uint64_t> last_pick_id_{0};  // for the slow-task monitor
 

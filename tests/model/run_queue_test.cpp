@@ -30,10 +30,10 @@ TEST(RunQueue, FifoAndCapacity) {
   std::uint32_t idx;
   for (int i = 0; i < 8; ++i) {
     items[i].id = i;
-    ASSERT_TRUE(q.push_back(&items[i], &idx));
+    ASSERT_TRUE(q.push_back(&items[i], true, &idx));
     EXPECT_EQ(idx, static_cast<std::uint32_t>(i));
   }
-  EXPECT_FALSE(q.push_back(&items[8], &idx)) << "a full ring must refuse";
+  EXPECT_FALSE(q.push_back(&items[8], true, &idx)) << "a full ring must refuse";
   EXPECT_EQ(q.len(), 8u);
   for (int i = 0; i < 8; ++i) {
     Item* it = q.pop_front();
@@ -49,9 +49,9 @@ TEST(RunQueue, ClaimLeavesAHoleThatPopSkips) {
   Item a, b, c;
   a.id = 1, b.id = 2, c.id = 3;
   std::uint32_t ia, ib, ic;
-  ASSERT_TRUE(q.push_back(&a, &ia));
-  ASSERT_TRUE(q.push_back(&b, &ib));
-  ASSERT_TRUE(q.push_back(&c, &ic));
+  ASSERT_TRUE(q.push_back(&a, true, &ia));
+  ASSERT_TRUE(q.push_back(&b, true, &ib));
+  ASSERT_TRUE(q.push_back(&c, true, &ic));
   EXPECT_TRUE(q.try_claim(ib, &b));
   EXPECT_FALSE(q.try_claim(ib, &b)) << "an entry is claimed once";
   EXPECT_FALSE(q.try_claim(ia, &b)) << "a claim must name the right entry";
@@ -67,7 +67,7 @@ TEST(RunQueue, ReclaimTailHolesKeepsTheRingShort) {
   // Depth-first fork-join: push, claim the newest, reclaim; the ring never
   // fills even after far more pushes than its capacity.
   for (int i = 0; i < 64; ++i) {
-    ASSERT_TRUE(q.push_back(&items[i], &idx)) << "ring filled with holes at " << i;
+    ASSERT_TRUE(q.push_back(&items[i], true, &idx)) << "ring filled with holes at " << i;
     ASSERT_TRUE(q.try_claim(idx, &items[i]));
     q.reclaim_tail_holes();
     EXPECT_TRUE(q.empty());
@@ -75,8 +75,8 @@ TEST(RunQueue, ReclaimTailHolesKeepsTheRingShort) {
   // A hole below a live entry stays until popped past.
   Item x, y;
   std::uint32_t ix, iy;
-  ASSERT_TRUE(q.push_back(&x, &ix));
-  ASSERT_TRUE(q.push_back(&y, &iy));
+  ASSERT_TRUE(q.push_back(&x, true, &ix));
+  ASSERT_TRUE(q.push_back(&y, true, &iy));
   ASSERT_TRUE(q.try_claim(ix, &x));
   q.reclaim_tail_holes();
   EXPECT_EQ(q.len(), 2u);
@@ -89,15 +89,15 @@ TEST(RunQueue, StealTakesTheOlderHalf) {
   std::uint32_t idx;
   for (int i = 0; i < 5; ++i) {
     items[i].id = i;
-    ASSERT_TRUE(src.push_back(&items[i], &idx));
+    ASSERT_TRUE(src.push_back(&items[i], true, &idx));
   }
   std::vector<int> got;
-  std::uint32_t n = src.steal_into([&](Item* it) { got.push_back(it->id); }, 8);
+  std::uint32_t n = src.steal_into([&](Item* it, bool) { got.push_back(it->id); }, 8);
   EXPECT_EQ(n, 3u);  // ceil(5 / 2)
   EXPECT_EQ(got, (std::vector<int>{0, 1, 2}));
   EXPECT_EQ(src.pop_front()->id, 3);
-  EXPECT_EQ(src.steal_into([&](Item*) {}, 8), 1u);
-  EXPECT_EQ(src.steal_into([&](Item*) {}, 8), 0u);
+  EXPECT_EQ(src.steal_into([&](Item*, bool) {}, 8), 1u);
+  EXPECT_EQ(src.steal_into([&](Item*, bool) {}, 8), 0u);
 }
 
 // Owner pushes/pops/claims its newest and reclaims; thieves steal; a claimer
@@ -113,7 +113,7 @@ TEST(RunQueueStress, ConservationUnderStealsAndClaims) {
   Q q;
   std::atomic<bool> done{false};
   std::atomic<int> published{0};
-  auto take = [&](Item* it) { taken[it->id].fetch_add(1, std::memory_order_relaxed); };
+  auto take = [&](Item* it, bool = false) { taken[it->id].fetch_add(1, std::memory_order_relaxed); };
 
   std::vector<std::thread> thieves;
   for (int t = 0; t < kThieves; ++t) {
@@ -142,7 +142,7 @@ TEST(RunQueueStress, ConservationUnderStealsAndClaims) {
   std::mt19937 rng(42);
   for (int i = 0; i < kItems; ++i) {
     std::uint32_t idx = 0;
-    while (!q.push_back(&items[i], &idx)) {
+    while (!q.push_back(&items[i], /*claimable=*/i % 3 != 0, &idx)) {
       if (Item* it = q.pop_front()) {
         take(it);
       }
