@@ -15,8 +15,11 @@
 #include <spindle/errors.hpp>
 #include <spindle/this_task.hpp>
 
+#include <sched.h>
+
 #include <algorithm>
 
+#include "atomic.hpp"
 #include "debug.hpp"
 #include "parker.hpp"
 #include "scheduler.hpp"
@@ -89,6 +92,21 @@ void unlink_waiter(FutureCore* f, Waiter* w) {
   (w->next != nullptr ? w->next->prev : f->waiters_tail()) = w->prev;
   w->prev = w->next = nullptr;
   w->linked = false;
+}
+
+// A completer claimed the future (kCompleting) and is about to publish it:
+// wait those few instructions out rather than report "not done". A task
+// woken by cancel() at that moment must still get the result, so that a
+// value handed to it (a queue item, a lock) is never lost; the cancellation
+// stays pending for its next suspension point.
+void await_publication(FutureCore* f) noexcept {
+  for (unsigned spins = 0; f->status() == Status::kCompleting; ++spins) {
+    if (spins < 128) {
+      cpu_relax();
+    } else {
+      sched_yield();
+    }
+  }
 }
 
 // Links a waiter unless the future is already done. False if done.
@@ -260,6 +278,7 @@ void FutureCore::wait() {
     }
     park_task(self, w, this, "future");
     unlink_waiter(this, &w);
+    await_publication(this);
     if (!done()) {
       deliver_cancellation(self);  // woken by cancel(): throws
     }
@@ -286,6 +305,7 @@ bool FutureCore::wait_for_ns(std::int64_t ns) {
   park_task(self, w, nullptr, "future (with timeout)");
   timer.wheel->remove(&timer);
   unlink_waiter(this, &w);
+  await_publication(this);
   deliver_cancellation(self);
   return done();
 }

@@ -20,10 +20,14 @@
 //                   main waits until all N have started waiting, sets it once,
 //                   joins. N = 1M / 100K.
 //   gather_10k      G rounds of 10,000 tasks returning their index, results
-//                   collected in order with get() (spindle::gather arrives with
-//                   the asyncio toolbox; this is what it does). G = 50 / 5.
-//   queue_mpmc, mutex_contended: need spindle::Queue and spindle::Mutex, which
-//                   are not built yet; reported as unsupported.
+//                   collected in order with spindle::gather. G = 50 / 5.
+//   queue_mpmc      one spindle::Queue<long long>(1024); `workers` producer
+//                   tasks put M items in total, `workers` consumer tasks get
+//                   until the queue is shut down (Python 3.13 Queue.shutdown:
+//                   the consumers drain it first) and sum. M = 1M / 100K.
+//   mutex_contended 4*workers tasks each lock one spindle::Mutex K times
+//                   (std::lock_guard) and increment a shared counter.
+//                   K = 100K / 10K. Value: ns per lock.
 //
 // Every workload runs inside Runtime::block_on with Options{.workers = N};
 // the clock covers the workload only, not runtime start-up or shutdown.
@@ -255,17 +259,98 @@ Outcome run_gather(spindle::Runtime& rt, bool quick) {
       for (int i = 0; i < per; ++i) {
         ts.push_back(spindle::spawn([i] { return static_cast<long long>(i); }));
       }
+      std::vector<long long> results = spindle::gather(ts);
       long long sum = 0;
-      for (auto& t : ts) {
-        sum += t.get();
+      for (long long r : results) {
+        sum += r;
       }
-      ok = ok && sum == 49'995'000;
+      ok = ok && sum == 49'995'000 && results[9'999] == 9'999;
     }
     return ns_per(t0, static_cast<long long>(rounds) * per);
   });
   o.value = v;
   if (!ok) {
     o.check = "FAIL: wrong sum";
+  }
+  return o;
+}
+
+Outcome run_queue_mpmc(spindle::Runtime& rt, bool quick, unsigned workers) {
+  const long long m = quick ? 100'000 : 1'000'000;
+  const unsigned producers = workers, consumers = workers;
+  Outcome o;
+  o.unit = "ns/item";
+  o.n = m;
+  long long total = 0;
+  double v = rt.block_on([&] {
+    spindle::Queue<long long> q(1024);
+    auto t0 = Clock::now();
+    std::vector<spindle::Task<long long>> cons;
+    for (unsigned c = 0; c < consumers; ++c) {
+      cons.push_back(spindle::spawn([&q] {
+        long long sum = 0;
+        try {
+          for (;;) {
+            sum += q.get();
+          }
+        } catch (const spindle::QueueShutDown&) {
+        }
+        return sum;
+      }));
+    }
+    std::vector<spindle::Task<void>> prods;
+    const long long per = m / producers;
+    for (unsigned p = 0; p < producers; ++p) {
+      long long lo = p * per, hi = p + 1 == producers ? m : lo + per;
+      prods.push_back(spindle::spawn([&q, lo, hi] {
+        for (long long i = lo; i < hi; ++i) {
+          q.put(i);
+        }
+      }));
+    }
+    for (auto& p : prods) {
+      p.get();
+    }
+    q.shutdown();  // consumers drain what is left, then stop
+    for (auto& c : cons) {
+      total += c.get();
+    }
+    return ns_per(t0, m);
+  });
+  o.value = v;
+  if (total != m * (m - 1) / 2) {
+    o.check = "FAIL: sum " + std::to_string(total);
+  }
+  return o;
+}
+
+Outcome run_mutex_contended(spindle::Runtime& rt, bool quick, unsigned workers) {
+  const long long k = quick ? 10'000 : 100'000;
+  const unsigned tasks = 4 * workers;
+  Outcome o;
+  o.unit = "ns/lock";
+  o.n = k * tasks;
+  long long counter = 0;  // guarded by mu
+  double v = rt.block_on([&] {
+    spindle::Mutex mu;
+    auto t0 = Clock::now();
+    std::vector<spindle::Task<void>> ts;
+    for (unsigned i = 0; i < tasks; ++i) {
+      ts.push_back(spindle::spawn([&] {
+        for (long long j = 0; j < k; ++j) {
+          std::lock_guard<spindle::Mutex> lock(mu);
+          ++counter;
+        }
+      }));
+    }
+    for (auto& t : ts) {
+      t.get();
+    }
+    return ns_per(t0, k * tasks);
+  });
+  o.value = v;
+  if (counter != k * tasks) {
+    o.check = "FAIL: counter " + std::to_string(counter);
   }
   return o;
 }
@@ -320,11 +405,13 @@ int main(int argc, char** argv) {
     o = run_sleepers_event(rt, quick);
   } else if (workload == "gather_10k") {
     o = run_gather(rt, quick);
+  } else if (workload == "queue_mpmc") {
+    o = run_queue_mpmc(rt, quick, workers);
+  } else if (workload == "mutex_contended") {
+    o = run_mutex_contended(rt, quick, workers);
   } else {
     o.unsupported = true;
-    o.reason = workload == "queue_mpmc" || workload == "mutex_contended"
-                   ? "needs spindle::Queue / spindle::Mutex (not built yet)"
-                   : "unknown workload";
+    o.reason = "unknown workload";
   }
   print(workload.c_str(), workers, o);
   std::fflush(stdout);
