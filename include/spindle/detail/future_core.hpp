@@ -131,7 +131,6 @@ class FutureCore {
   // Waits at most `ns` nanoseconds; true if done. Never consumes anything.
   bool wait_for_ns(std::int64_t ns);
 
-
   std::string repr() const;
   const std::exception_ptr& error() const noexcept { return error_; }
 
