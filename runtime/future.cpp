@@ -21,9 +21,22 @@ namespace spindle::detail {
 void* FutureCore::operator new(std::size_t size) { return pool_alloc(size); }
 void FutureCore::operator delete(void* p, std::size_t size) noexcept { pool_free(p, size); }
 
+void* CallbackEntry::operator new(std::size_t size) { return pool_alloc(size); }
+void CallbackEntry::operator delete(void* p, std::size_t size) noexcept { pool_free(p, size); }
+
+namespace {
+void delete_list(CallbackEntry* e) noexcept {
+  while (e != nullptr) {
+    CallbackEntry* next = e->next;
+    delete e;
+    e = next;
+  }
+}
+}  // namespace
+
 FutureCore::~FutureCore() {
   SPINDLE_ASSERT(waiters_head_ == nullptr, "future destroyed with waiters linked");
-  delete callbacks_;
+  delete_list(callbacks_);
 }
 
 void FutureCore::write_result_repr(std::ostream&) const {}
@@ -69,18 +82,16 @@ namespace {
 // Done-callbacks of one completion, run together in registration order.
 struct CallbackBatch {
   FutureCore* future;
-  std::vector<CallbackEntry>* entries;
-  CallbackBatch(FutureCore* f, std::vector<CallbackEntry>* e) : future(f), entries(e) {
-    future->ref();
-  }
+  CallbackEntry* entries;  // registration order
+  CallbackBatch(FutureCore* f, CallbackEntry* e) : future(f), entries(e) { future->ref(); }
   ~CallbackBatch() {
-    delete entries;
+    delete_list(entries);
     future->unref();
   }
   void run() {
-    for (CallbackEntry& e : *entries) {
+    for (CallbackEntry* e = entries; e != nullptr; e = e->next) {
       try {
-        e.fn(future);
+        e->fn(future);
       } catch (...) {
         std::string line =
             "spindle: exception in a done-callback: " + describe_exception(std::current_exception()) +
@@ -91,24 +102,27 @@ struct CallbackBatch {
   }
 };
 
-void dispatch_callbacks(FutureCore* f, std::vector<CallbackEntry>* entries) {
-  // Internal callbacks run here and now; the user's go to a worker as one
-  // batch, so they keep their registration order.
-  bool any_user = false;
-  for (CallbackEntry& e : *entries) {
-    if (e.run_inline) {
-      e.fn(f);
-      e.fn = nullptr;
-    } else {
-      any_user = true;
-    }
+// `newest_first`: a future's callback list as stored.
+void dispatch_callbacks(FutureCore* f, CallbackEntry* newest_first) {
+  // Into registration order, internal callbacks set apart: they run here
+  // and now; the user's go to a worker as one batch, in order.
+  CallbackEntry* user = nullptr;
+  CallbackEntry* internal = nullptr;
+  while (newest_first != nullptr) {
+    CallbackEntry* e = newest_first;
+    newest_first = e->next;
+    CallbackEntry*& list = e->run_inline ? internal : user;
+    e->next = list;
+    list = e;
   }
-  if (!any_user) {
-    delete entries;
+  for (CallbackEntry* e = internal; e != nullptr; e = e->next) {
+    e->fn(f);
+  }
+  delete_list(internal);
+  if (user == nullptr) {
     return;
   }
-  std::erase_if(*entries, [](const CallbackEntry& e) { return e.run_inline; });
-  auto batch = std::make_shared<CallbackBatch>(f, entries);
+  auto batch = std::make_shared<CallbackBatch>(f, user);
   if (!schedule_soon([batch] { batch->run(); })) {
     batch->run();  // no runtime alive: run on this thread
   }
@@ -122,7 +136,7 @@ void FutureCore::publish(Status final_status) noexcept {
                      (is_task_ && status_.load(std::memory_order_relaxed) == Status::kPending),
                  "publish() without a claim");
   Waiter* winners = nullptr;
-  std::vector<CallbackEntry>* callbacks;
+  CallbackEntry* callbacks;
   {
     SpinGuard g(lock_);
     // release: INV-F2, the value/error written by the claimer.
@@ -241,27 +255,25 @@ std::exception_ptr FutureCore::error_for_outcome() const {
 namespace {
 
 std::uint64_t add_callback(FutureCore* f, SpinLock& lock, std::uint32_t& next_id,
-                           std::vector<CallbackEntry>*& list, DoneCallback cb, bool run_inline) {
-  std::uint64_t id;
+                           CallbackEntry*& list, DoneCallback cb, bool run_inline) {
+  auto* e = new CallbackEntry{0, std::move(cb), run_inline, nullptr};
   {
     SpinGuard g(lock);
-    id = next_id++;
+    e->id = next_id++;
     if (f->status() < Status::kResult) {
-      if (list == nullptr) {
-        list = new std::vector<CallbackEntry>();
-      }
-      list->push_back(CallbackEntry{id, std::move(cb), run_inline});
-      return id;
+      e->next = list;
+      list = e;
+      return e->id;
     }
   }
+  std::uint64_t id = e->id;
   if (run_inline) {
-    cb(f);  // already done: an internal callback runs at once
+    e->fn(f);  // already done: an internal callback runs at once
+    delete e;
     return id;
   }
   // Already done: scheduled at once, never run inside this call.
-  auto* one = new std::vector<CallbackEntry>();
-  one->push_back(CallbackEntry{id, std::move(cb), false});
-  dispatch_callbacks(f, one);
+  dispatch_callbacks(f, e);
   return id;
 }
 
@@ -276,13 +288,24 @@ std::uint64_t FutureCore::add_inline_callback(DoneCallback cb) {
 }
 
 std::size_t FutureCore::remove_done_callback(std::uint64_t id) {
-  SpinGuard g(lock_);
-  if (callbacks_ == nullptr) {
-    return 0;
+  CallbackEntry* removed = nullptr;
+  std::size_t n = 0;
+  {
+    SpinGuard g(lock_);
+    for (CallbackEntry** link = &callbacks_; *link != nullptr;) {
+      CallbackEntry* e = *link;
+      if (e->id == id) {
+        *link = e->next;
+        e->next = removed;
+        removed = e;
+        ++n;
+      } else {
+        link = &e->next;
+      }
+    }
   }
-  std::size_t before = callbacks_->size();
-  std::erase_if(*callbacks_, [id](const CallbackEntry& e) { return e.id == id; });
-  return before - callbacks_->size();
+  delete_list(removed);  // outside the lock: a callback's captures may be heavy
+  return n;
 }
 
 void FutureCore::write_state_repr(std::ostream& os) const {

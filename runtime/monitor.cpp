@@ -15,12 +15,7 @@ Monitor::Monitor(Scheduler& sched, unsigned workers, std::chrono::milliseconds t
 
 Monitor::~Monitor() { stop(); }
 
-void Monitor::start() {
-  if (threshold_.count() <= 0) {
-    return;  // warnings off: no thread at all
-  }
-  thread_ = std::thread([this] { run(); });
-}
+void Monitor::start() { thread_ = std::thread([this] { run(); }); }
 
 void Monitor::stop() {
   {
@@ -50,7 +45,10 @@ void Monitor::set_parked(unsigned worker, bool parked) noexcept {
 
 void Monitor::run() {
   pthread_setname_np(pthread_self(), "spindle-monitor");
-  const auto period = std::max(threshold_ / 2, std::chrono::milliseconds(1));
+  auto period = kPeriod;
+  if (threshold_.count() > 0 && threshold_ / 2 < period) {
+    period = std::max(threshold_ / 2, std::chrono::milliseconds(1));
+  }
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
     if (parked_count_.load(std::memory_order_relaxed) == workers_) {
@@ -73,18 +71,27 @@ void Monitor::run() {
 }
 
 void Monitor::check(std::int64_t now_ms) {
+  bool stuck_with_work = false;
   for (unsigned i = 0; i < workers_; ++i) {
     Slot& s = slots_[i];
     Worker& w = sched_.worker(i);
     std::uint64_t ticks = w.ticks();
+    TaskCore* lifo = w.lifo_peek();
     bool busy = s.busy.load(std::memory_order_relaxed) && !s.parked.load(std::memory_order_relaxed);
     if (!busy || ticks != s.seen_ticks || s.seen_at_ms == 0) {
       s.seen_ticks = ticks;
       s.seen_at_ms = now_ms;
+      s.seen_lifo = lifo;
       s.warned = false;
       continue;
     }
-    if (s.warned || now_ms - s.seen_at_ms < threshold_.count()) {
+    // Stuck for a whole period.
+    if (lifo != nullptr && lifo == s.seen_lifo) {
+      w.rescue_lifo(lifo);
+    }
+    s.seen_lifo = w.lifo_peek();
+    stuck_with_work = stuck_with_work || w.has_stealable_work();
+    if (threshold_.count() <= 0 || s.warned || now_ms - s.seen_at_ms < threshold_.count()) {
       continue;
     }
     s.warned = true;
@@ -96,6 +103,9 @@ void Monitor::check(std::int64_t now_ms) {
                  "check_cancelled()/yield() in long loops.\n",
                  name.c_str(), static_cast<unsigned long long>(id),
                  static_cast<long long>(now_ms - s.seen_at_ms), i);
+  }
+  if (stuck_with_work) {
+    sched_.notify_work();  // fenced: wakes a sleeper if nobody searches
   }
 }
 

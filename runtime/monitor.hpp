@@ -1,11 +1,19 @@
-// The slow-task monitor (Options::slow_task_warning): a thread that notices
-// a worker stuck in one task — a blocking call, a CPU loop without
-// check_cancelled() — and says so on stderr, once per stall, naming the task.
+// The monitor: a thread that watches for workers stuck in one task — a
+// blocking call, a CPU loop without check_cancelled() — and
+//   1. says so on stderr once per stall, naming the task, after
+//      Options::slow_task_warning (if not 0);
+//   2. rescues a task left in a stuck worker's LIFO slot (a task woken by
+//      the one that then kept running): after one sampling period it moves
+//      it to the injection queue, where idle workers take it;
+//   3. wakes a parked worker when a stuck worker's queue holds stealable
+//      work and nobody searches (a local push skips the fenced wakeup, see
+//      Scheduler::notify_work_local, and may have missed a sleeper).
 //
-// It samples each worker's pick counter; a busy worker whose counter has not
-// moved for the threshold is stalled. When every worker is parked the monitor
-// sleeps without a timeout (an idle runtime uses no CPU); the first worker
-// to unpark wakes it.
+// It samples each worker's pick counter every kPeriod (or half the warning
+// threshold, if shorter); a busy worker whose counter has not moved between
+// two samples is stuck. When every worker is parked the monitor sleeps
+// without a timeout (an idle runtime uses no CPU); the first worker to
+// unpark wakes it.
 #pragma once
 
 #include <atomic>
@@ -35,11 +43,14 @@ class Monitor {
   void set_parked(unsigned worker, bool parked) noexcept;
 
  private:
+  static constexpr std::chrono::milliseconds kPeriod{10};
+
   struct alignas(64) Slot {
     std::atomic<bool> busy{false};
     std::atomic<bool> parked{false};
     std::uint64_t seen_ticks = 0;  // monitor thread only
     std::int64_t seen_at_ms = 0;
+    void* seen_lifo = nullptr;
     bool warned = false;
   };
   void run();

@@ -36,17 +36,24 @@ void unregister_scheduler(Scheduler* s) {
 
 bool schedule_soon(std::function<void()> fn) {
   Worker* w = Worker::current();
-  if (w != nullptr && !w->scheduler().closed()) {
+  if (w != nullptr && !w->scheduler().stopping()) {
+    // A worker spawns locally, even while its runtime shuts down: task
+    // cleanup may complete futures whose callbacks must still run.
     w->scheduler().call_soon(std::move(fn));
     return true;
   }
-  // Holding the lock keeps the runtime from being torn down under us: its
-  // destructor unregisters first.
+  // Holding the lock keeps a runtime from being destroyed under us (it
+  // unregisters before it goes). One that is closing refuses the spawn.
   std::lock_guard<std::mutex> lock(g_schedulers_mu);
   for (auto it = live_schedulers().rbegin(); it != live_schedulers().rend(); ++it) {
-    if (!(*it)->closed()) {
-      (*it)->call_soon(std::move(fn));
+    if ((*it)->closed()) {
+      continue;
+    }
+    try {
+      (*it)->call_soon(fn);
       return true;
+    } catch (const InvalidStateError&) {
+      // closed meanwhile: try the next, or run it on this thread
     }
   }
   return false;

@@ -78,6 +78,7 @@
 #include <sstream>
 #include <string>
 
+#include "atomic.hpp"
 #include "debug.hpp"
 #include "sanitizers.hpp"
 #include "task_access.hpp"
@@ -174,6 +175,15 @@ void Scheduler::spawn(TaskCore* t) {
   // Not yet shared with anyone: plain stores. The queue push publishes them.
   t->word().store(initial_task_word(), std::memory_order_relaxed);
   registry_.add(t, num_workers());
+  // Shutdown closes, then looks at the registry; we register, then look at
+  // `closed` again (seq_cst StoreLoad on both sides): either shutdown sees
+  // this task (and cancels and awaits it) or we see the close and back out.
+  full_fence();
+  if (closed_.load(std::memory_order_seq_cst)) {
+    registry_.remove(t);
+    t->unref();  // the scheduler's reference; the caller's handle frees it
+    throw InvalidStateError("spawn on a runtime that is shut down");
+  }
   submit_remote(t);
 }
 
@@ -253,17 +263,29 @@ std::shared_ptr<CallLaterState> Scheduler::call_later(std::int64_t delay_ns,
     auto* st = static_cast<CallLaterState*>(e);
     std::shared_ptr<CallLaterState> keep = std::move(st->self);
     int armed = 0;
+    // A runtime that is closing runs no more timer callbacks (as a closed
+    // asyncio loop): nothing spawned now could be awaited by shutdown.
+    int outcome = st->sched->closed() ? 2 : 1;
     // acq_rel: decides fire vs cancel once; pairs with TimerHandle::cancel().
-    if (st->phase.compare_exchange_strong(armed, 1, std::memory_order_acq_rel)) {
-      try {
-        st->sched->call_soon(std::move(st->fn));
-      } catch (const InvalidStateError&) {
-        // The runtime is shutting down: the callback is dropped.
-      }
+    if (st->phase.compare_exchange_strong(armed, outcome, std::memory_order_acq_rel) &&
+        outcome == 1) {
+      st->sched->call_soon(std::move(st->fn));
     }
   };
   s->self = s;
   arm_timer(s.get());
+  // Shutdown stops the workers, then drains the timers; we armed, then look
+  // again (seq_cst StoreLoad on both sides): an entry armed too late is
+  // taken back here rather than left in a wheel about to be destroyed.
+  full_fence();
+  if (stopping_.load(std::memory_order_seq_cst)) {
+    int armed = 0;
+    if (s->phase.compare_exchange_strong(armed, 2, std::memory_order_acq_rel) &&
+        s->wheel->remove(s.get())) {
+      s->self.reset();
+    }
+    throw InvalidStateError("call_later on a runtime that is shut down");
+  }
   return s;
 }
 
@@ -326,16 +348,23 @@ void Scheduler::shutdown() {
   if (stopping_.load(std::memory_order_acquire)) {
     return;
   }
-  closed_.store(true, std::memory_order_release);
+  closed_.store(true, std::memory_order_seq_cst);
+  full_fence();  // pairs with the re-check in spawn() and call_later()
   cancel_all_and_wait();
   blocking_pool_.shutdown();
   monitor_->stop();
-  stopping_.store(true, std::memory_order_release);
+  stopping_.store(true, std::memory_order_seq_cst);
+  full_fence();  // pairs with the re-check in call_later()
   for (auto& w : workers_) {
     w->parker().unpark();
   }
   for (auto& w : workers_) {
     w->join();
+  }
+  if (registry_.live() != 0) {
+    // Never expected: every task finished before the workers were stopped,
+    // and nothing can spawn once closed. Say so rather than hide it.
+    std::fprintf(stderr, "spindle: %zu task(s) left unfinished at shutdown\n", registry_.live());
   }
   // Timers that never fired: call_later entries still hold themselves.
   std::vector<Waiter*> wake;

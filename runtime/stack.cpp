@@ -65,6 +65,11 @@ StackAllocator::StackAllocator(std::size_t stack_size, bool guard_pages)
 
 StackAllocator::~StackAllocator() {
   for (std::size_t i = 0; i < chunk_count_; ++i) {
+#if SPINDLE_ASAN_ENABLED
+    // Fibers that never unwound leave poisoned shadow behind; the next mmap
+    // at these addresses (another Runtime's stacks) must start clean.
+    __asan_unpoison_memory_region(chunks_[i].base, chunks_[i].slots * slot_size_);
+#endif
     ::munmap(chunks_[i].base, chunks_[i].slots * slot_size_);
   }
   ::operator delete(chunks_);

@@ -148,12 +148,25 @@ void Worker::push_overflow(TaskCore* t) {
 }
 
 void Worker::push_woken(TaskCore* t) {
-  TaskCore* prev = lifo_;
-  lifo_ = t;
+  // acq_rel: the monitor may take the slot's task (rescue_lifo); the
+  // exchange gives the task to exactly one of us.
+  TaskCore* prev = lifo_.exchange(t, std::memory_order_acq_rel);
   if (prev != nullptr) {
     push_local(prev);
-    sched_.notify_work_local();
   }
+  sched_.notify_work_local();
+}
+
+bool Worker::rescue_lifo(TaskCore* expected) {
+  // The monitor saw `expected` sit in the slot while this worker ran the
+  // same task for a whole sampling period: take it out (the CAS decides
+  // against the owner picking it meanwhile) and let any worker run it.
+  if (!lifo_.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel,
+                                     std::memory_order_relaxed)) {
+    return false;
+  }
+  sched_.submit_remote(expected);
+  return true;
 }
 
 TaskCore* Worker::refill_from_overflow() {
@@ -161,21 +174,26 @@ TaskCore* Worker::refill_from_overflow() {
     SpinGuard g(overflow_lock_);
     std::uint32_t moved = 0;
     while (overflow_head_ != nullptr && moved < kRingCapacity / 2) {
+      // Unlink first: once in the ring, the task belongs to whoever takes it
+      // (a thief may move it into its own overflow list, a claimer may run
+      // and free it), so its links must not be touched after the push.
       TaskCore* t = overflow_head_;
+      TaskCore* next = A::overflow_next(t);
+      A::overflow_next(t) = A::overflow_prev(t) = nullptr;
       // The ring is empty, but a stealer may still be copying out of it and
       // hold up to half its slots: stop when it is full. (Never fall back to
       // push_overflow here: we hold the overflow lock.)
       if (!try_ring_push(t)) {
+        A::overflow_next(t) = next;  // still the head: relink
         A::queue_slot(t).store(overflow_slot(index_), std::memory_order_relaxed);
         break;
       }
-      overflow_head_ = A::overflow_next(t);
-      if (overflow_head_ != nullptr) {
-        A::overflow_prev(overflow_head_) = nullptr;
+      overflow_head_ = next;
+      if (next != nullptr) {
+        A::overflow_prev(next) = nullptr;
       } else {
         overflow_tail_ = nullptr;
       }
-      A::overflow_next(t) = A::overflow_prev(t) = nullptr;
       ++moved;
     }
     overflow_len_.store(overflow_len_.load(std::memory_order_relaxed) - moved,
@@ -194,16 +212,15 @@ TaskCore* Worker::next_local(bool from_fiber) {
     }
   }
   TaskCore* t = nullptr;
-  if (lifo_ != nullptr) {
-    if (lifo_streak_ < kMaxLifoStreak) {
-      t = lifo_;
-      lifo_ = nullptr;
+  if (lifo_.load(std::memory_order_relaxed) != nullptr) {
+    // acquire: pairs with push_woken's exchange (and the monitor's rescue).
+    TaskCore* l = lifo_.exchange(nullptr, std::memory_order_acquire);
+    if (l != nullptr && lifo_streak_ < kMaxLifoStreak) {
+      t = l;
       ++lifo_streak_;
-    } else {
+    } else if (l != nullptr) {
       // Two tasks waking each other through the slot would starve the
       // queue: send the slot's task to the back of the line.
-      TaskCore* l = lifo_;
-      lifo_ = nullptr;
       push_local(l);
     }
   }
@@ -235,7 +252,8 @@ bool Worker::has_stealable_work() const noexcept {
 }
 
 std::size_t Worker::queued() const noexcept {
-  return ring_.len() + overflow_len_.load(std::memory_order_relaxed) + (lifo_ != nullptr);
+  return ring_.len() + overflow_len_.load(std::memory_order_relaxed) +
+         (lifo_.load(std::memory_order_relaxed) != nullptr);
 }
 
 // ---------------------------------------------------------------------------

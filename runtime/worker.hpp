@@ -100,6 +100,10 @@ class Worker {
   // Takes a not-yet-started task out of the queue it waits in, so the
   // caller may run it inline. False if it is not there (any more).
   static bool try_claim(TaskCore* t);
+  // The monitor's view of the LIFO slot, and its rescue of a task stuck
+  // there behind a worker that does not come back to pick (any thread).
+  TaskCore* lifo_peek() const noexcept { return lifo_.load(std::memory_order_acquire); }
+  bool rescue_lifo(TaskCore* expected);
   // Is there work another worker could take (ring or overflow)?
   bool has_stealable_work() const noexcept;
   std::size_t queued() const noexcept;
@@ -138,7 +142,8 @@ class Worker {
   alignas(64) RunQueue<TaskCore, kRingCapacity> ring_;
 
   // Owner-only scheduling state.
-  alignas(64) TaskCore* lifo_ = nullptr;
+  // Owner-only but for the monitor's rescue (rescue_lifo), hence atomic.
+  alignas(64) std::atomic<TaskCore*> lifo_{nullptr};
   std::uint32_t lifo_streak_ = 0;
   Fiber* current_fiber_ = nullptr;
   PostAction post_ = PostAction::kNone;

@@ -55,10 +55,18 @@ enum class Status : std::uint8_t {
 
 using DoneCallback = std::function<void(FutureCore*)>;
 
+// One registered done-callback: a node of the future's callback list,
+// newest first (reversed into registration order when they run). Pooled like
+// futures: most futures get one callback, and a vector per future cost a
+// malloc each.
 struct CallbackEntry {
+  static void* operator new(std::size_t size);
+  static void operator delete(void* p, std::size_t size) noexcept;
+
   std::uint64_t id;
   DoneCallback fn;
   bool run_inline = false;  // runtime-internal: runs on the completing thread
+  CallbackEntry* next = nullptr;
 };
 
 class FutureCore {
@@ -171,7 +179,7 @@ class FutureCore {
   std::uint32_t next_callback_id_ = 1;  // guarded by lock_
   Waiter* waiters_head_ = nullptr;      // guarded by lock_
   Waiter* waiters_tail_ = nullptr;      // guarded by lock_
-  std::vector<CallbackEntry>* callbacks_ = nullptr;  // guarded by lock_
+  CallbackEntry* callbacks_ = nullptr;  // newest first; guarded by lock_
   std::exception_ptr error_;  // written by the completer before publish (INV-F2)
 };
 
