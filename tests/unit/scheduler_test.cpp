@@ -197,7 +197,10 @@ TEST(Scheduler, ManySuspendedTasksCostAboutOnePageEach) {
   for (auto& t : ts) {
     t.get();
   }
-#if !SPINDLE_ASAN_ENABLED && defined(__OPTIMIZE__)
+#if SPINDLE_ASAN_ENABLED || SPINDLE_TSAN_ENABLED
+  // Sanitizer shadow memory (TSan keeps ~1 MB per fiber) swamps the figure:
+  // only the count of parked tasks above is checked in these builds.
+#elif defined(__OPTIMIZE__)
   // One stack page (fiber record and frames) plus the task's bookkeeping.
   EXPECT_LT(per_task, 5 * 1024) << "a suspended task should cost about one stack page";
 #else

@@ -293,6 +293,7 @@ TEST_P(SyncMutex, DestroyedByTheLastUser) {
 TEST_P(SyncMutex, StarvationGuardHandsOff) {
   spindle::Mutex m;
   std::atomic<bool> waiter_done{false};
+  std::atomic<long> hog_progress{0};
   long hog_rounds = rt().block_on([&] {
     auto hog = spindle::spawn([&] {
       long rounds = 0;
@@ -301,11 +302,14 @@ TEST_P(SyncMutex, StarvationGuardHandsOff) {
         m.lock();
         spindle::yield();
         m.unlock();
-        ++rounds;
+        hog_progress.store(++rounds);
       }
       return rounds;
     });
-    spindle::sleep(1ms);
+    // Contend only once the hog is cycling (sanitizer builds start slowly).
+    while (hog_progress.load() < 1) {
+      spindle::sleep(100us);
+    }
     m.lock();
     m.unlock();
     waiter_done = true;
