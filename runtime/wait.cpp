@@ -80,18 +80,23 @@ void link_waiter(FutureCore* f, Waiter* w) {
     f->waiters_head() = w;
   }
   f->waiters_tail() = w;
-  w->linked = true;
+  w->linked.store(true, std::memory_order_relaxed);  // under the lock
 }
 
 void unlink_waiter(FutureCore* f, Waiter* w) {
+  // acquire: INV-W4. Woken by publish() (the usual case), the node is
+  // already out of the list and publish is done with it: no lock needed.
+  if (!w->linked.load(std::memory_order_acquire)) {
+    return;
+  }
   SpinGuard g(f->lock());
-  if (!w->linked) {
+  if (!w->linked.load(std::memory_order_relaxed)) {
     return;
   }
   (w->prev != nullptr ? w->prev->next : f->waiters_head()) = w->next;
   (w->next != nullptr ? w->next->prev : f->waiters_tail()) = w->prev;
   w->prev = w->next = nullptr;
-  w->linked = false;
+  w->linked.store(false, std::memory_order_relaxed);
 }
 
 // A completer claimed the future (kCompleting) and is about to publish it:
@@ -259,15 +264,20 @@ void FutureCore::wait() {
   if (this == self) {
     throw InvalidStateError("a task cannot await itself");
   }
-  if (is_task()) {
+  if (is_task() && !done()) {
     auto* target = static_cast<TaskCore*>(this);
-    for (TaskCore* p = A::inline_parent(self); p != nullptr; p = A::inline_parent(p)) {
-      if (p == target) {
-        throw InvalidStateError("a task cannot await a task that is waiting for it");
+    // An inline ancestor of ours started before we did, so a target that
+    // has not started cannot be one: only a started target needs the walk.
+    if (!task_started(target)) {
+      if (run_inline(self, target)) {
+        return;
       }
-    }
-    if (!done() && run_inline(self, target)) {
-      return;
+    } else {
+      for (TaskCore* p = A::inline_parent(self); p != nullptr; p = A::inline_parent(p)) {
+        if (p == target) {
+          throw InvalidStateError("a task cannot await a task that is waiting for it");
+        }
+      }
     }
   }
   while (!done()) {
