@@ -10,88 +10,23 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <unistd.h>
-
-#include <cstdlib>
-
 #include "runtime_fixture.hpp"
+#include "stress_support.hpp"
 
 using namespace std::chrono_literals;
+using spindle::stress::mix;
+using spindle::stress::spin_for;
+using spindle::stress::wait_bounded;
 using spindle::testing::RuntimeTest;
 using spindle::testing::scaled;
 
 namespace {
 
-// The first lines of dump_tasks() plus the scheduler counters: enough to see
-// what a hung runtime is doing without flooding the log.
-inline void dump_some(spindle::Runtime& rt) {
-  std::ostringstream os;
-  rt.dump_tasks(os);
-  std::istringstream in(os.str());
-  std::string line;
-  for (int i = 0; i < 60 && std::getline(in, line); ++i) {
-    std::fprintf(stderr, "%s\n", line.c_str());
-  }
-  auto st = rt.stats();
-  std::fprintf(stderr, "  stats: live=%zu started=%llu resumed=%llu inline=%llu stolen=%llu "
-               "injected=%llu overflowed=%llu parks=%llu\n", st.live_tasks,
-               static_cast<unsigned long long>(st.total.started),
-               static_cast<unsigned long long>(st.total.resumed),
-               static_cast<unsigned long long>(st.total.inline_runs),
-               static_cast<unsigned long long>(st.total.stolen),
-               static_cast<unsigned long long>(st.total.injected),
-               static_cast<unsigned long long>(st.total.overflowed),
-               static_cast<unsigned long long>(st.total.parks));
-  std::fflush(stderr);
-  // SPINDLE_STRESS_GDB_ON_HANG=1: also print every thread's stack (needs gdb
-  // and ptrace permission) before the caller aborts.
-  if (const char* g = std::getenv("SPINDLE_STRESS_GDB_ON_HANG"); g != nullptr && *g == '1') {
-    std::string cmd = "gdb -p " + std::to_string(::getpid()) +
-                      " -batch -ex 'thread apply all bt 30'";
-    // SPINDLE_STRESS_GDB_SCRIPT: a gdb command file to run as well.
-    if (const char* x = std::getenv("SPINDLE_STRESS_GDB_SCRIPT"); x != nullptr) {
-      cmd += std::string(" -x ") + x;
-    }
-    cmd += " 1>&2 2>/dev/null";
-    int rc = std::system(cmd.c_str());
-    (void)rc;
-  }
-}
-
 constexpr auto kHang = 60s;
-
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-void spin_for(std::uint64_t iters) {
-  volatile std::uint64_t x = 0;
-  for (std::uint64_t i = 0; i < iters; ++i) {
-    x = x + i;
-  }
-}
-
-void wait_bounded(spindle::Runtime& rt, const spindle::TaskRef& t, const char* what) {
-  auto deadline = std::chrono::steady_clock::now() + kHang;
-  while (!t.done()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      std::fprintf(stderr, "HANG: %s: %s not done within %llds; live tasks:\n", what,
-                   t.repr().c_str(), static_cast<long long>(kHang.count()));
-      dump_some(rt);
-      std::fflush(stderr);
-      std::abort();
-    }
-    std::this_thread::sleep_for(50us);
-  }
-}
 
 enum class Outcome { kResult, kCancelled, kOther };
 
@@ -182,10 +117,10 @@ TEST_P(CancelRace, CancelRacesBodyCompletion) {
       }
     });
     th.join();
-    wait_bounded(rt(), ct, "CancelRacesBodyCompletion canceller task");
+    wait_bounded(rt(), ct, "CancelRacesBodyCompletion canceller task", kHang);
     ct.get();
     for (long j = 0; j < kBatch; ++j) {
-      wait_bounded(rt(), ts[j], "CancelRacesBodyCompletion task");
+      wait_bounded(rt(), ts[j], "CancelRacesBodyCompletion task", kHang);
       Outcome o = outcome_of<long>(ts[j], j, "c", &wrong);
       const std::uint64_t h = mix(b * kBatch + j);
       const bool suspends = (h % 4 == 0) || (h % 16 == 1);
@@ -292,7 +227,7 @@ TEST_P(CancelRace, CancelRacesAwaitedFutureSet) {
     setter.join();
     canceller.join();
     for (long j = 0; j < kBatch; ++j) {
-      wait_bounded(rt(), ts[j], "CancelRacesAwaitedFutureSet task");
+      wait_bounded(rt(), ts[j], "CancelRacesAwaitedFutureSet task", kHang);
       Outcome o = outcome_of<long>(ts[j], j, "x", &wrong);
       const int mode = mode_of(j);
       const bool fut_done = fs[j].done();
@@ -395,7 +330,7 @@ TEST_P(CancelRace, CancelRacesAwaitedTask) {
     });
     canceller.join();
     for (long j = 0; j < kBatch; ++j) {
-      wait_bounded(rt(), parents[j], "CancelRacesAwaitedTask parent");
+      wait_bounded(rt(), parents[j], "CancelRacesAwaitedTask parent", kHang);
       Outcome po = outcome_of<long>(parents[j], j, "p", &wrong);
       if (po == Outcome::kOther) {
         ++other;
@@ -408,7 +343,7 @@ TEST_P(CancelRace, CancelRacesAwaitedTask) {
         }
         continue;
       }
-      wait_bounded(rt(), children[j], "CancelRacesAwaitedTask child");
+      wait_bounded(rt(), children[j], "CancelRacesAwaitedTask child", kHang);
       long w2 = 0;
       Outcome co = outcome_of<long>(children[j], j, "p", &w2);
       wrong += w2;
@@ -487,7 +422,7 @@ TEST_P(CancelRace, ConcurrentCancellersOfOneSleeper) {
     if (t.cancel("last")) {
       trues.fetch_add(1);
     }
-    wait_bounded(rt(), t, "ConcurrentCancellersOfOneSleeper");
+    wait_bounded(rt(), t, "ConcurrentCancellersOfOneSleeper", kHang);
     long got = t.get();
     if (got < 1) {
       ++never_caught;
@@ -525,7 +460,7 @@ TEST_P(CancelRace, CancelChainRacesTailCompletion) {
     (*links)[0] = head;
     std::this_thread::sleep_for(std::chrono::microseconds(mix(r + 1) % 120));
     head.cancel("chain");
-    wait_bounded(rt(), head, "CancelChainRacesTailCompletion head");
+    wait_bounded(rt(), head, "CancelChainRacesTailCompletion head", kHang);
     long w = 0;
     Outcome o = outcome_of<long>(head, 7 + kDepth - 1, "chain", &w);
     if (o == Outcome::kOther || w != 0) {
@@ -541,7 +476,7 @@ TEST_P(CancelRace, CancelChainRacesTailCompletion) {
       if (!t.valid()) {
         continue;  // never spawned (an ancestor was cancelled first)
       }
-      wait_bounded(rt(), t, "CancelChainRacesTailCompletion link");
+      wait_bounded(rt(), t, "CancelChainRacesTailCompletion link", kHang);
       if (below_result && t.cancelled()) {
         ++inconsistent;
       }

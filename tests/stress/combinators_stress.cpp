@@ -9,8 +9,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
-#include <iostream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -24,6 +22,7 @@
 #include <spindle/task_group.hpp>
 
 #include "runtime_fixture.hpp"
+#include "stress_support.hpp"
 
 using namespace std::chrono_literals;
 using spindle::Cancelled;
@@ -33,31 +32,17 @@ using spindle::ReturnWhen;
 using spindle::Task;
 using spindle::TaskGroup;
 using spindle::TimeoutError;
+using spindle::stress::await_bounded;
+using spindle::stress::mix;
 using spindle::testing::RuntimeTest;
 using spindle::testing::scaled;
 
 namespace {
 
 constexpr auto kHang = 60s;
-
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// Waits from the test's plain thread; aborts with a dump on a hang.
-template <class T>
-void wait_bounded(spindle::Runtime& rt, const Future<T>& f, const char* what) {
-  if (!f.wait_for(kHang)) {
-    std::fprintf(stderr, "HANG: %s: %s not done within %llds; live tasks:\n", what,
-                 f.repr().c_str(), static_cast<long long>(kHang.count()));
-    rt.dump_tasks(std::cerr);
-    std::fflush(stderr);
-    std::abort();
-  }
-}
+// A hang report prints the whole task dump, not just its first lines: with at
+// most kWindow rounds in flight, every live task fits.
+constexpr int kHangDumpLines = spindle::stress::kWholeDump;
 
 // What the children did, counted from inside their bodies.
 struct Tally {
@@ -232,8 +217,7 @@ TEST_P(CombinatorsStress, GatherStormWithRandomCancellation) {
       k.core()->wait();
     }
   });
-  wait_bounded(rt(), main, "gather storm");
-  main.get();
+  await_bounded(rt(), main, "gather storm", kHang, kHangDumpLines);
   account(all_kids, tally);
   EXPECT_EQ(wrong.load(), 0);
 }
@@ -331,8 +315,7 @@ TEST_P(CombinatorsStress, WaitStormPartitionsAgreeWithConditions) {
     // Nobody cancelled a task child: waiters never cancel what they wait on.
     EXPECT_EQ(tally.cancelled_inside.load(), 0);
   });
-  wait_bounded(rt(), main, "wait storm");
-  main.get();
+  await_bounded(rt(), main, "wait storm", kHang, kHangDumpLines);
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_GT(checked.load(), 0);
 }
@@ -397,8 +380,7 @@ TEST_P(CombinatorsStress, AsCompletedStormHandsOutEachFutureOnce) {
       k.core()->wait();
     }
   });
-  wait_bounded(rt(), main, "as_completed storm");
-  main.get();
+  await_bounded(rt(), main, "as_completed storm", kHang, kHangDumpLines);
   account(all_kids, tally);
   EXPECT_EQ(tally.cancelled_inside.load(), 0);  // as_completed cancels nothing
   EXPECT_EQ(wrong.load(), 0);
@@ -508,8 +490,7 @@ TEST_P(CombinatorsStress, TaskGroupStormAccountsForEveryChild) {
       }
     }
   });
-  wait_bounded(rt(), main, "task_group storm");
-  main.get();
+  await_bounded(rt(), main, "task_group storm", kHang, kHangDumpLines);
   EXPECT_EQ(wrong.load(), 0);
 }
 
@@ -577,8 +558,7 @@ TEST_P(CombinatorsStress, DeadlinesRacingCompletion) {
       w.get();
     }
   });
-  wait_bounded(rt(), main, "deadline storm");
-  main.get();
+  await_bounded(rt(), main, "deadline storm", kHang, kHangDumpLines);
   EXPECT_EQ(wrong.load(), 0);
 }
 

@@ -11,71 +11,20 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <unistd.h>
-
-#include <cstdlib>
-
 #include "runtime_fixture.hpp"
+#include "stress_support.hpp"
 
 using namespace std::chrono_literals;
+using spindle::stress::await_bounded;
 using spindle::testing::scaled;
 
 namespace {
 
-// The first lines of dump_tasks() plus the scheduler counters: enough to see
-// what a hung runtime is doing without flooding the log.
-inline void dump_some(spindle::Runtime& rt) {
-  std::ostringstream os;
-  rt.dump_tasks(os);
-  std::istringstream in(os.str());
-  std::string line;
-  for (int i = 0; i < 60 && std::getline(in, line); ++i) {
-    std::fprintf(stderr, "%s\n", line.c_str());
-  }
-  auto st = rt.stats();
-  std::fprintf(stderr, "  stats: live=%zu started=%llu resumed=%llu inline=%llu stolen=%llu "
-               "injected=%llu overflowed=%llu parks=%llu\n", st.live_tasks,
-               static_cast<unsigned long long>(st.total.started),
-               static_cast<unsigned long long>(st.total.resumed),
-               static_cast<unsigned long long>(st.total.inline_runs),
-               static_cast<unsigned long long>(st.total.stolen),
-               static_cast<unsigned long long>(st.total.injected),
-               static_cast<unsigned long long>(st.total.overflowed),
-               static_cast<unsigned long long>(st.total.parks));
-  std::fflush(stderr);
-  // SPINDLE_STRESS_GDB_ON_HANG=1: also print every thread's stack (needs gdb
-  // and ptrace permission) before the caller aborts.
-  if (const char* g = std::getenv("SPINDLE_STRESS_GDB_ON_HANG"); g != nullptr && *g == '1') {
-    std::string cmd = "gdb -p " + std::to_string(::getpid()) +
-                      " -batch -ex 'thread apply all bt 30'";
-    // SPINDLE_STRESS_GDB_SCRIPT: a gdb command file to run as well.
-    if (const char* x = std::getenv("SPINDLE_STRESS_GDB_SCRIPT"); x != nullptr) {
-      cmd += std::string(" -x ") + x;
-    }
-    cmd += " 1>&2 2>/dev/null";
-    int rc = std::system(cmd.c_str());
-    (void)rc;
-  }
-}
-
 constexpr auto kHang = 60s;
-
-template <class T>
-T await_bounded(spindle::Runtime& rt, spindle::Future<T> f, const char* what) {
-  if (!f.wait_for(kHang)) {
-    std::fprintf(stderr, "HANG: %s did not finish within %llds; live tasks:\n", what,
-                 static_cast<long long>(kHang.count()));
-    dump_some(rt);
-    std::fflush(stderr);
-    std::abort();
-  }
-  return f.get();
-}
 
 spindle::Options one_worker() {
   spindle::Options o;
@@ -115,7 +64,7 @@ TEST(YieldFairness, AllYieldersProgressOnOneWorker) {
       t.get();
     }
   });
-  await_bounded<void>(rt, main, "AllYieldersProgressOnOneWorker");
+  await_bounded<void>(rt, main, "AllYieldersProgressOnOneWorker", kHang);
   EXPECT_GE(min_seen_at_first_finish.load(), k / 2)
       << "a yielder starved while another finished";
   for (long i = 0; i < n; ++i) {
@@ -203,8 +152,8 @@ TEST_P(LifoStarvation, PingPongDoesNotStarveOthers) {
   bool one_shot_ok = one_shot.wait_for(20s);
   const bool still_pinging = !side_a.done();
   stop.store(true);
-  long ra = await_bounded<long>(rt(), side_a, "ping side");
-  long rb = await_bounded<long>(rt(), side_b, "pong side");
+  long ra = await_bounded<long>(rt(), side_a, "ping side", kHang);
+  long rb = await_bounded<long>(rt(), side_b, "pong side", kHang);
   EXPECT_EQ(yield_done, yielders) << "yielders starved by a LIFO ping-pong";
   EXPECT_TRUE(sleeper_ok) << "a sleeper starved by a LIFO ping-pong";
   if (sleeper_ok) {
@@ -234,7 +183,7 @@ TEST(YieldFairness, InjectedWorkRunsBehindEndlessYielders) {
       }));
     }
   });
-  await_bounded<void>(rt, spawner, "spawner");
+  await_bounded<void>(rt, spawner, "spawner", kHang);
   const long rounds = std::max(1L, scaled(200));
   long late = 0;
   for (long r = 0; r < rounds; ++r) {
@@ -252,7 +201,7 @@ TEST(YieldFairness, InjectedWorkRunsBehindEndlessYielders) {
   }
   stop.store(true);
   for (auto& l : loops) {
-    await_bounded<void>(rt, l, "endless yielder");
+    await_bounded<void>(rt, l, "endless yielder", kHang);
   }
   EXPECT_EQ(late, 0) << "injected work starved behind local yielders";
 }
@@ -285,7 +234,7 @@ TEST_P(YieldLoad, EveryYielderFinishes) {
     }
     return s;
   });
-  long s = await_bounded<long>(rt(), main, "EveryYielderFinishes");
+  long s = await_bounded<long>(rt(), main, "EveryYielderFinishes", kHang);
   long expect = 0;
   for (long i = 0; i < n; ++i) {
     expect += k + (i % 7);
@@ -338,7 +287,7 @@ TEST_P(WakeThenSpin, WokenTaskRunsWhileWakerSpins) {
       y.get();  // (suspends; y runs here at the latest)
       return ok;
     });
-    if (!await_bounded<bool>(rt, main, "WokenTaskRunsWhileWakerSpins")) {
+    if (!await_bounded<bool>(rt, main, "WokenTaskRunsWhileWakerSpins", kHang)) {
       ++stuck;
     }
   }

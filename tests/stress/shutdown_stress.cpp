@@ -14,73 +14,24 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <unistd.h>
-
 #include <cstdlib>
 
 #include "runtime_fixture.hpp"
+#include "stress_support.hpp"
 
 using namespace std::chrono_literals;
+using spindle::stress::dump_some;
+using spindle::stress::mix;
+using spindle::stress::spin_for;
 using spindle::testing::scaled;
 
 namespace {
 
-// The first lines of dump_tasks() plus the scheduler counters: enough to see
-// what a hung runtime is doing without flooding the log.
-inline void dump_some(spindle::Runtime& rt) {
-  std::ostringstream os;
-  rt.dump_tasks(os);
-  std::istringstream in(os.str());
-  std::string line;
-  for (int i = 0; i < 60 && std::getline(in, line); ++i) {
-    std::fprintf(stderr, "%s\n", line.c_str());
-  }
-  auto st = rt.stats();
-  std::fprintf(stderr, "  stats: live=%zu started=%llu resumed=%llu inline=%llu stolen=%llu "
-               "injected=%llu overflowed=%llu parks=%llu\n", st.live_tasks,
-               static_cast<unsigned long long>(st.total.started),
-               static_cast<unsigned long long>(st.total.resumed),
-               static_cast<unsigned long long>(st.total.inline_runs),
-               static_cast<unsigned long long>(st.total.stolen),
-               static_cast<unsigned long long>(st.total.injected),
-               static_cast<unsigned long long>(st.total.overflowed),
-               static_cast<unsigned long long>(st.total.parks));
-  std::fflush(stderr);
-  // SPINDLE_STRESS_GDB_ON_HANG=1: also print every thread's stack (needs gdb
-  // and ptrace permission) before the caller aborts.
-  if (const char* g = std::getenv("SPINDLE_STRESS_GDB_ON_HANG"); g != nullptr && *g == '1') {
-    std::string cmd = "gdb -p " + std::to_string(::getpid()) +
-                      " -batch -ex 'thread apply all bt 30'";
-    // SPINDLE_STRESS_GDB_SCRIPT: a gdb command file to run as well.
-    if (const char* x = std::getenv("SPINDLE_STRESS_GDB_SCRIPT"); x != nullptr) {
-      cmd += std::string(" -x ") + x;
-    }
-    cmd += " 1>&2 2>/dev/null";
-    int rc = std::system(cmd.c_str());
-    (void)rc;
-  }
-}
-
 constexpr auto kDestroyLimit = 30s;
-
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-void spin_for(std::uint64_t iters) {
-  volatile std::uint64_t x = 0;
-  for (std::uint64_t i = 0; i < iters; ++i) {
-    x = x + i;
-  }
-}
 
 // Runs `fn` (a destructor call or shutdown) with a watchdog: past `limit` it
 // dumps the runtime's live tasks and aborts, so a hang is a loud failure.

@@ -10,81 +10,25 @@
 #include <iostream>
 #include <memory>
 #include <numeric>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <unistd.h>
-
-#include <cstdlib>
-
 #include "runtime_fixture.hpp"
+#include "stress_support.hpp"
 
 using namespace std::chrono_literals;
+using spindle::stress::await_bounded;
+using spindle::stress::dump_some;
+using spindle::stress::mix;
 using spindle::testing::RuntimeTest;
 using spindle::testing::scaled;
 
 namespace {
 
-// The first lines of dump_tasks() plus the scheduler counters: enough to see
-// what a hung runtime is doing without flooding the log.
-inline void dump_some(spindle::Runtime& rt) {
-  std::ostringstream os;
-  rt.dump_tasks(os);
-  std::istringstream in(os.str());
-  std::string line;
-  for (int i = 0; i < 60 && std::getline(in, line); ++i) {
-    std::fprintf(stderr, "%s\n", line.c_str());
-  }
-  auto st = rt.stats();
-  std::fprintf(stderr, "  stats: live=%zu started=%llu resumed=%llu inline=%llu stolen=%llu "
-               "injected=%llu overflowed=%llu parks=%llu\n", st.live_tasks,
-               static_cast<unsigned long long>(st.total.started),
-               static_cast<unsigned long long>(st.total.resumed),
-               static_cast<unsigned long long>(st.total.inline_runs),
-               static_cast<unsigned long long>(st.total.stolen),
-               static_cast<unsigned long long>(st.total.injected),
-               static_cast<unsigned long long>(st.total.overflowed),
-               static_cast<unsigned long long>(st.total.parks));
-  std::fflush(stderr);
-  // SPINDLE_STRESS_GDB_ON_HANG=1: also print every thread's stack (needs gdb
-  // and ptrace permission) before the caller aborts.
-  if (const char* g = std::getenv("SPINDLE_STRESS_GDB_ON_HANG"); g != nullptr && *g == '1') {
-    std::string cmd = "gdb -p " + std::to_string(::getpid()) +
-                      " -batch -ex 'thread apply all bt 30'";
-    // SPINDLE_STRESS_GDB_SCRIPT: a gdb command file to run as well.
-    if (const char* x = std::getenv("SPINDLE_STRESS_GDB_SCRIPT"); x != nullptr) {
-      cmd += std::string(" -x ") + x;
-    }
-    cmd += " 1>&2 2>/dev/null";
-    int rc = std::system(cmd.c_str());
-    (void)rc;
-  }
-}
-
 // Sanitizer builds create fibers slowly (TSan clears ~1 MB of state per
 // fiber): allow more time before calling it a hang.
 constexpr auto kHang = (SPINDLE_TSAN_ENABLED || SPINDLE_ASAN_ENABLED) ? 120s : 30s;
-
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-template <class T>
-T await_bounded(spindle::Runtime& rt, spindle::Future<T> f, const char* what) {
-  if (!f.wait_for(kHang)) {
-    std::fprintf(stderr, "HANG: %s did not finish within %llds; live tasks:\n", what,
-                 static_cast<long long>(kHang.count()));
-    dump_some(rt);
-    std::fflush(stderr);
-    std::abort();
-  }
-  return f.get();
-}
 
 long count_not_once(const std::vector<std::atomic<std::uint8_t>>& ran) {
   long bad = 0;
@@ -173,7 +117,7 @@ TEST_P(SpawnStorm, OneSpawnerJoinsAll) {
     }
     return s;
   });
-  long s = await_bounded<long>(rt(), main, "OneSpawnerJoinsAll");
+  long s = await_bounded<long>(rt(), main, "OneSpawnerJoinsAll", kHang);
   EXPECT_EQ(s, n * (n - 1) / 2);
   EXPECT_EQ(count_not_once(ran), 0) << "a task body ran zero or several times";
   auto st = rt().stats();
@@ -294,7 +238,7 @@ TEST_P(SpawnStorm, MixedSpawnersOneJoiner) {
   for (auto& t : threads) {
     t.join();
   }
-  long s = await_bounded<long>(rt(), joiner, "MixedSpawnersOneJoiner");
+  long s = await_bounded<long>(rt(), joiner, "MixedSpawnersOneJoiner", kHang);
   EXPECT_EQ(s, n * (n - 1) / 2);
   EXPECT_EQ(count_not_once(ran), 0);
 }
@@ -353,7 +297,7 @@ TEST_P(ForkJoin, SkynetRepeatedWithRandomYields) {
     // leaf's fresh fiber is expensive.
     const long size = spindle::testing::stress_scale() >= 1 ? 100000 : 10000;
     auto main = rt().spawn([&sky, size] { return sky.run(0, size); });
-    long v = await_bounded<long>(rt(), main, "Skynet");
+    long v = await_bounded<long>(rt(), main, "Skynet", kHang);
     EXPECT_EQ(v, size * (size - 1) / 2) << "rep " << r;
     EXPECT_EQ(sky.leaves.load(), size) << "rep " << r;
   }
@@ -382,7 +326,7 @@ TEST_P(ForkJoin, ConcurrentSkynetsFromThreads) {
     th.emplace_back([&, k] {
       Sky* s = skies[k].get();
       auto root = rt().spawn([s, size] { return s->run(0, size); });
-      got[k] = await_bounded<long>(rt(), root, "ConcurrentSkynetsFromThreads tree");
+      got[k] = await_bounded<long>(rt(), root, "ConcurrentSkynetsFromThreads tree", kHang);
     });
   }
   for (auto& t : th) {
@@ -457,7 +401,7 @@ TEST(SpawnStormOversubscribed, OverflowRefillWithPreemptedThieves) {
       }));
     }
     for (auto& sp : spawners) {
-      EXPECT_EQ(await_bounded<long>(rt, sp, "OverflowRefillWithPreemptedThieves"),
+      EXPECT_EQ(await_bounded<long>(rt, sp, "OverflowRefillWithPreemptedThieves", kHang),
                 kChildren * (kChildren - 1) / 2);
     }
   }

@@ -12,91 +12,24 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <unistd.h>
-
-#include <cstdlib>
-
 #include "runtime_fixture.hpp"
+#include "stress_support.hpp"
 
 using namespace std::chrono_literals;
+using spindle::stress::await_bounded;
+using spindle::stress::dump_some;
+using spindle::stress::mix;
+using spindle::stress::spin_until;
 using spindle::testing::RuntimeTest;
 using spindle::testing::scaled;
 
 namespace {
 
-// The first lines of dump_tasks() plus the scheduler counters: enough to see
-// what a hung runtime is doing without flooding the log.
-inline void dump_some(spindle::Runtime& rt) {
-  std::ostringstream os;
-  rt.dump_tasks(os);
-  std::istringstream in(os.str());
-  std::string line;
-  for (int i = 0; i < 60 && std::getline(in, line); ++i) {
-    std::fprintf(stderr, "%s\n", line.c_str());
-  }
-  auto st = rt.stats();
-  std::fprintf(stderr, "  stats: live=%zu started=%llu resumed=%llu inline=%llu stolen=%llu "
-               "injected=%llu overflowed=%llu parks=%llu\n", st.live_tasks,
-               static_cast<unsigned long long>(st.total.started),
-               static_cast<unsigned long long>(st.total.resumed),
-               static_cast<unsigned long long>(st.total.inline_runs),
-               static_cast<unsigned long long>(st.total.stolen),
-               static_cast<unsigned long long>(st.total.injected),
-               static_cast<unsigned long long>(st.total.overflowed),
-               static_cast<unsigned long long>(st.total.parks));
-  std::fflush(stderr);
-  // SPINDLE_STRESS_GDB_ON_HANG=1: also print every thread's stack (needs gdb
-  // and ptrace permission) before the caller aborts.
-  if (const char* g = std::getenv("SPINDLE_STRESS_GDB_ON_HANG"); g != nullptr && *g == '1') {
-    std::string cmd = "gdb -p " + std::to_string(::getpid()) +
-                      " -batch -ex 'thread apply all bt 30'";
-    // SPINDLE_STRESS_GDB_SCRIPT: a gdb command file to run as well.
-    if (const char* x = std::getenv("SPINDLE_STRESS_GDB_SCRIPT"); x != nullptr) {
-      cmd += std::string(" -x ") + x;
-    }
-    cmd += " 1>&2 2>/dev/null";
-    int rc = std::system(cmd.c_str());
-    (void)rc;
-  }
-}
-
 constexpr auto kHang = 60s;
-
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-template <class T>
-T await_bounded(spindle::Runtime& rt, spindle::Future<T> f, const char* what) {
-  if (!f.wait_for(kHang)) {
-    std::fprintf(stderr, "HANG: %s did not finish within %llds; live tasks:\n", what,
-                 static_cast<long long>(kHang.count()));
-    dump_some(rt);
-    std::fflush(stderr);
-    std::abort();
-  }
-  return f.get();
-}
-
-template <class Pred>
-bool wait_until(Pred pred, std::chrono::seconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(100us);
-  }
-  return true;
-}
 
 class TimerStress : public RuntimeTest {};
 SPINDLE_WORKER_PARAMS(TimerStress);
@@ -173,7 +106,7 @@ TEST_P(TimerStress, SleepersRaceCancellation) {
       }
     });
     canceller.join();
-    await_bounded<void>(rt(), ctask, "sleeper canceller task");
+    await_bounded<void>(rt(), ctask, "sleeper canceller task", kHang);
     for (long j = 0; j < kBatch; ++j) {
       auto& t = ts[j];
       if (!t.wait_for(kHang)) {
@@ -258,7 +191,7 @@ TEST_P(TimerStress, CallLaterRacesCancel) {
     });
   }
   armer.join();
-  await_bounded<void>(rt(), armer_task, "call_later armer task");
+  await_bounded<void>(rt(), armer_task, "call_later armer task", kHang);
   for (auto& t : cancellers) {
     t.join();
   }
@@ -266,8 +199,7 @@ TEST_P(TimerStress, CallLaterRacesCancel) {
   for (long i = 0; i < n; ++i) {
     expected += cancelled_true[i].load() == 0;
   }
-  if (!wait_until([&] { return total_runs.load() >= expected; },
-                  std::chrono::duration_cast<std::chrono::seconds>(kHang))) {
+  if (!spin_until([&] { return total_runs.load() >= expected; }, kHang)) {
     long never = 0;
     for (long i = 0; i < n; ++i) {
       never += cancelled_true[i].load() == 0 && runs[i].load() == 0;
@@ -324,7 +256,7 @@ TEST_P(TimerStress, ConcurrentCancelOfOneHandle) {
   for (long i = 0; i < n; ++i) {
     expected += trues[i].load() == 0;
   }
-  ASSERT_TRUE(wait_until(
+  ASSERT_TRUE(spin_until(
       [&] {
         long s = 0;
         for (long i = 0; i < n; ++i) {
@@ -332,7 +264,7 @@ TEST_P(TimerStress, ConcurrentCancelOfOneHandle) {
         }
         return s >= expected;
       },
-      std::chrono::duration_cast<std::chrono::seconds>(kHang)));
+      kHang));
   std::this_thread::sleep_for(5ms);
   long bad = 0;
   for (long i = 0; i < n; ++i) {
@@ -378,10 +310,10 @@ TEST_P(TimerStress, ManySleepersWithBusyWorkers) {
     }
     return ok;
   });
-  long ok = await_bounded<long>(rt(), main, "ManySleepersWithBusyWorkers");
+  long ok = await_bounded<long>(rt(), main, "ManySleepersWithBusyWorkers", kHang);
   stop.store(true);
   for (auto& h : hogs) {
-    await_bounded<void>(rt(), h, "hog");
+    await_bounded<void>(rt(), h, "hog", kHang);
   }
   EXPECT_EQ(ok, n) << "some sleeps returned early";
 }

@@ -13,96 +13,26 @@
 #include <barrier>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <stdexcept>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <unistd.h>
-
-#include <cstdlib>
-
 #include "runtime_fixture.hpp"
+#include "stress_support.hpp"
 
 using namespace std::chrono_literals;
+using spindle::stress::await_bounded;
+using spindle::stress::mix;
+using spindle::stress::spin_until;
 using spindle::testing::RuntimeTest;
 using spindle::testing::scaled;
 
 namespace {
 
-// The first lines of dump_tasks() plus the scheduler counters: enough to see
-// what a hung runtime is doing without flooding the log.
-inline void dump_some(spindle::Runtime& rt) {
-  std::ostringstream os;
-  rt.dump_tasks(os);
-  std::istringstream in(os.str());
-  std::string line;
-  for (int i = 0; i < 60 && std::getline(in, line); ++i) {
-    std::fprintf(stderr, "%s\n", line.c_str());
-  }
-  auto st = rt.stats();
-  std::fprintf(stderr, "  stats: live=%zu started=%llu resumed=%llu inline=%llu stolen=%llu "
-               "injected=%llu overflowed=%llu parks=%llu\n", st.live_tasks,
-               static_cast<unsigned long long>(st.total.started),
-               static_cast<unsigned long long>(st.total.resumed),
-               static_cast<unsigned long long>(st.total.inline_runs),
-               static_cast<unsigned long long>(st.total.stolen),
-               static_cast<unsigned long long>(st.total.injected),
-               static_cast<unsigned long long>(st.total.overflowed),
-               static_cast<unsigned long long>(st.total.parks));
-  std::fflush(stderr);
-  // SPINDLE_STRESS_GDB_ON_HANG=1: also print every thread's stack (needs gdb
-  // and ptrace permission) before the caller aborts.
-  if (const char* g = std::getenv("SPINDLE_STRESS_GDB_ON_HANG"); g != nullptr && *g == '1') {
-    std::string cmd = "gdb -p " + std::to_string(::getpid()) +
-                      " -batch -ex 'thread apply all bt 30'";
-    // SPINDLE_STRESS_GDB_SCRIPT: a gdb command file to run as well.
-    if (const char* x = std::getenv("SPINDLE_STRESS_GDB_SCRIPT"); x != nullptr) {
-      cmd += std::string(" -x ") + x;
-    }
-    cmd += " 1>&2 2>/dev/null";
-    int rc = std::system(cmd.c_str());
-    (void)rc;
-  }
-}
-
 constexpr auto kHang = 60s;
-
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// A plain-thread wait that turns a hang into a loud failure with a task dump.
-template <class T>
-T await_bounded(spindle::Runtime& rt, spindle::Future<T> f, const char* what) {
-  if (!f.wait_for(kHang)) {
-    std::fprintf(stderr, "HANG: %s did not finish within %llds; live tasks:\n", what,
-                 static_cast<long long>(kHang.count()));
-    dump_some(rt);
-    std::fflush(stderr);
-    std::abort();
-  }
-  return f.get();
-}
-
-template <class Pred>
-bool spin_until(Pred pred, std::chrono::seconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(100us);
-  }
-  return true;
-}
 
 class WakeRace : public RuntimeTest {};
 SPINDLE_WORKER_PARAMS(WakeRace);
@@ -156,7 +86,8 @@ TEST_P(WakeRace, TaskTaskPingPong) {
     }
     return sums;
   });
-  std::vector<long> sums = await_bounded<std::vector<long>>(rt(), main, "TaskTaskPingPong");
+  std::vector<long> sums =
+      await_bounded<std::vector<long>>(rt(), main, "TaskTaskPingPong", kHang);
   const long expect_pong = per * (per - 1) / 2;
   const long expect_ping = 2 * expect_pong + per;
   for (long lane = 0; lane < lanes; ++lane) {
@@ -201,7 +132,7 @@ TEST_P(WakeRace, ThreadSetsTaskGets) {
   }
   long total = 0;
   for (auto& t : ts) {
-    total += await_bounded<long>(rt(), t, "ThreadSetsTaskGets consumer");
+    total += await_bounded<long>(rt(), t, "ThreadSetsTaskGets consumer", kHang);
   }
   EXPECT_EQ(total, n * (n - 1) / 2);
   long bad = 0;
@@ -252,7 +183,7 @@ TEST_P(WakeRace, TaskSetsThreadGets) {
   }
   ASSERT_EQ(hung.load(), -1) << "a plain thread never woke for future " << hung.load();
   for (auto& t : ts) {
-    await_bounded<void>(rt(), t, "TaskSetsThreadGets producer");
+    await_bounded<void>(rt(), t, "TaskSetsThreadGets producer", kHang);
   }
   EXPECT_EQ(count.load(), n);
   EXPECT_EQ(total.load(), n * (n - 1) / 2);
@@ -302,7 +233,7 @@ TEST_P(WakeRace, ThreadTaskPingPong) {
   ASSERT_EQ(hung.load(), 0);
   long task_sum = 0;
   for (auto& t : tasks) {
-    task_sum += await_bounded<long>(rt(), t, "ThreadTaskPingPong task");
+    task_sum += await_bounded<long>(rt(), t, "ThreadTaskPingPong task", kHang);
   }
   const long base = rounds * (rounds - 1) / 2;
   EXPECT_EQ(task_sum, pairs * base);
@@ -399,7 +330,7 @@ TEST_P(WakeRace, ManyThreadsRaceToComplete) {
     sync.arrive_and_wait();
     for (long j = 0; j < kBatch; ++j) {
       Slot& s = slots[j];
-      int got = await_bounded<int>(rt(), waiters[j], "ManyThreadsRaceToComplete waiter");
+      int got = await_bounded<int>(rt(), waiters[j], "ManyThreadsRaceToComplete waiter", kHang);
       if (s.wins.load() != 1 || s.losers.load() != kThreads - 1) {
         ++bad_wins;
         continue;
@@ -464,9 +395,9 @@ TEST_P(WakeRace, DoneCallbacksRaceCompletion) {
   });
   adder.join();
   setter.join();
-  await_bounded<void>(rt(), setter_task, "DoneCallbacksRaceCompletion setter");
+  await_bounded<void>(rt(), setter_task, "DoneCallbacksRaceCompletion setter", kHang);
   bool all = spin_until([&] { return total_runs.load(std::memory_order_acquire) >= 2 * n; },
-                        std::chrono::duration_cast<std::chrono::seconds>(kHang));
+                        kHang);
   ASSERT_TRUE(all) << "only " << total_runs.load() << " of " << 2 * n << " callbacks ran";
   std::this_thread::sleep_for(10ms);  // would a callback run twice?
   long bad = 0;
@@ -519,7 +450,7 @@ TEST_P(WakeRace, WaitForTimeoutRacesCompletion) {
     });
     setter.join();
     for (long j = 0; j < m; ++j) {
-      long r = await_bounded<long>(rt(), ts[j], "WaitForTimeoutRacesCompletion");
+      long r = await_bounded<long>(rt(), ts[j], "WaitForTimeoutRacesCompletion", kHang);
       if (r == -1) {
         ++early;
       } else if (r < 0 || r / 1000 != base + j) {
