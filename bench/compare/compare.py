@@ -14,7 +14,8 @@ Method
   order of WORKLOADS; workers are 1 and the number of CPUs this process may use
   (``len(os.sched_getaffinity(0))``), or only 1 on a single-CPU machine.
 * Interleaving.  Inside a cell every runtime first does ``--warmup`` discarded
-  runs; then come ``--runs`` rounds.  Each round runs every runtime once and the
+  runs (none for the sleepers workloads, seconds long each); then come
+  ``--runs`` rounds.  Each round runs every runtime once and the
   starting runtime rotates (A B C, B C A, C A B, ...), so slow drift of the machine
   (thermal, frequency, noisy neighbours) hits all runtimes equally instead of
   whichever runtime happens to be measured last.
@@ -69,6 +70,9 @@ from xml.sax.saxutils import escape
 WORKLOADS = ["skynet", "spawn_join", "yield", "pingpong", "sleepers",
              "sleepers_event", "gather_10k", "queue_mpmc", "mutex_contended"]
 RSS_WORKLOADS = ("sleepers", "sleepers_event")
+# Every runtime reports "ms" or "ns" (per item); the table names the item.
+NS_PER = {"spawn_join": "ns/task", "yield": "ns/yield", "pingpong": "ns/roundtrip",
+          "gather_10k": "ns/task", "queue_mpmc": "ns/item", "mutex_contended": "ns/lock"}
 RESULT_RE = re.compile(r"^RESULT\s+(\{.*\})\s*$")
 STDERR_TAIL = 600  # characters of stderr kept for failed runs
 
@@ -432,8 +436,12 @@ def run_cell(runtimes, workload, workers, args, run, runs_out, log):
         elif rec["status"] == "unsupported" and phase == "warmup":
             log(f"    {name}: unsupported")
 
+    # The sleepers workloads run for seconds each (1M tasks, a 1 s sleep):
+    # nothing is left to warm after the first few milliseconds, and their
+    # warm-ups would add two minutes to the full run.
+    warmups = 0 if workload in RSS_WORKLOADS else args.warmup
     for name, path in runtimes:
-        for _ in range(args.warmup):
+        for _ in range(warmups):
             if name not in skip:
                 one(name, path, "warmup", None)
     for r in range(args.runs):
@@ -483,7 +491,8 @@ def summarize(runs, runtime_names, baseline, cells):
                     and per_rt[name]["unit"] != base["unit"]:
                 notes.append(f"{name} reports unit {per_rt[name]['unit']}, "
                              f"{baseline} {base['unit']}: no ratio")
-        out.append({"workload": workload, "workers": workers, "unit": unit,
+        label = NS_PER.get(workload, unit) if unit == "ns" else unit
+        out.append({"workload": workload, "workers": workers, "unit": unit, "label": label,
                     "runtimes": per_rt, "ratios": ratios, "notes": notes})
     return out
 
@@ -601,7 +610,7 @@ def main_table(summary, names, baseline):
     headers = ["workload", "workers", "unit"] + names + [f"{p}/{baseline}" for p in peers]
     rows = []
     for c in summary:
-        rows.append([c["workload"], str(c["workers"]), c["unit"]]
+        rows.append([c["workload"], str(c["workers"]), c["label"]]
                     + [fmt_cell(c["runtimes"][n], c["unit"]) for n in names]
                     + [fmt_ratio(c["ratios"][p]) for p in peers])
     return headers, rows
@@ -739,8 +748,8 @@ def render_svg(summary, names, baseline, meta):
                 o.append(text(X(1) + 5, cy + 4, f"— {why}", size=11, fill="#888"))
             y += row_h
     cfg = meta["config"]
-    o.append(text(W / 2, H - 12, f"{cfg['warmup']} warm-up + {cfg['runs']} interleaved rounds "
-                  f"per cell; bars are ratios of medians; raw runs in compare.json",
+    o.append(text(W / 2, H - 12, f"{cfg['warmup']} warm-up (sleepers: none) + {cfg['runs']} interleaved "
+                  f"rounds per cell; bars are ratios of medians; raw runs in compare.json",
                   size=10, anchor="middle", fill="#888"))
     o.append("</svg>")
     return "\n".join(o) + "\n"
@@ -819,7 +828,8 @@ def render_markdown(meta, summary, names, baseline, not_built):
     cfg = meta["config"]
     lines = [f"## Runtime comparison (baseline: {baseline})", "",
              f"- **Machine:** {footer_line(meta)[len('machine: '):]}",
-             f"- **Method:** {cfg['warmup']} warm-up + {cfg['runs']} interleaved rounds per cell, "
+             f"- **Method:** {cfg['warmup']} warm-up (sleepers: none) + {cfg['runs']} interleaved "
+             f"rounds per cell, "
              f"rotating start order; median (min–max) of the runs"
              + ("; `--quick` sizes" if cfg["quick"] else ""),
              f"- **Ratio:** peer / {baseline} of the medians, lower is better for every "
@@ -953,7 +963,7 @@ def print_report(summary, names, args, meta, not_built):
     if meta["interrupted"]:
         print("INTERRUPTED: partial results")
     print(f"ratio = peer/{args.baseline} of medians (>1: {args.baseline} faster); "
-          f"{args.warmup} warm-up + {args.runs} rounds, interleaved; "
+          f"{args.warmup} warm-up (sleepers: none) + {args.runs} rounds, interleaved; "
           f"{meta['elapsed_s']:.1f} s total; results in {args.out_dir}")
     print(footer_line(meta))
 

@@ -46,7 +46,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Outcome {
   double value = 0;
-  const char* unit = "ms";
+  const char* unit = "ms";  // "ms" (wall) or "ns" (wall per item), as every peer reports
   long long n = 0;
   std::string check = "ok";
   bool unsupported = false;
@@ -94,7 +94,7 @@ Outcome run_skynet(spindle::Runtime& rt, bool quick) {
 Outcome run_spawn_join(spindle::Runtime& rt, bool quick) {
   const long long n = quick ? 100'000 : 1'000'000;
   Outcome o;
-  o.unit = "ns/task";
+  o.unit = "ns";
   o.n = n;
   std::atomic<long long> ran{0};
   double v = rt.block_on([&] {
@@ -120,7 +120,7 @@ Outcome run_yield(spindle::Runtime& rt, bool quick, unsigned workers) {
   const long long y = quick ? 100'000 : 1'000'000;
   const unsigned tasks = 2 * workers;
   Outcome o;
-  o.unit = "ns/yield";
+  o.unit = "ns";
   o.n = y * tasks;
   std::atomic<long long> total{0};
   double v = rt.block_on([&] {
@@ -154,7 +154,7 @@ struct Ball {
 Outcome run_pingpong(spindle::Runtime& rt, bool quick) {
   const long long rounds = quick ? 20'000 : 200'000;
   Outcome o;
-  o.unit = "ns/roundtrip";
+  o.unit = "ns";
   o.n = rounds;
   long long last = rt.block_on([&] {
     spindle::Future<Ball> to_b;
@@ -248,7 +248,7 @@ Outcome run_gather(spindle::Runtime& rt, bool quick) {
   const int rounds = quick ? 5 : 50;
   const int per = 10'000;
   Outcome o;
-  o.unit = "ns/task";
+  o.unit = "ns";
   o.n = static_cast<long long>(rounds) * per;
   bool ok = true;
   double v = rt.block_on([&] {
@@ -279,7 +279,7 @@ Outcome run_queue_mpmc(spindle::Runtime& rt, bool quick, unsigned workers) {
   const long long m = quick ? 100'000 : 1'000'000;
   const unsigned producers = workers, consumers = workers;
   Outcome o;
-  o.unit = "ns/item";
+  o.unit = "ns";
   o.n = m;
   long long total = 0;
   double v = rt.block_on([&] {
@@ -328,7 +328,7 @@ Outcome run_mutex_contended(spindle::Runtime& rt, bool quick, unsigned workers) 
   const long long k = quick ? 10'000 : 100'000;
   const unsigned tasks = 4 * workers;
   Outcome o;
-  o.unit = "ns/lock";
+  o.unit = "ns";
   o.n = k * tasks;
   long long counter = 0;  // guarded by mu
   double v = rt.block_on([&] {
