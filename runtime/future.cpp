@@ -145,6 +145,7 @@ void FutureCore::publish(Status final_status) noexcept {
     waiters_head_ = waiters_tail_ = nullptr;
     while (w != nullptr) {
       Waiter* next = w->next;
+      w->linked = false;
       w->prev = w->next = nullptr;
       if (w->try_fire()) {
         if (w->root == nullptr) {
@@ -154,9 +155,6 @@ void FutureCore::publish(Status final_status) noexcept {
           winners = w;
         }
       }
-      // release: INV-W4, our last touch of a node someone else fired (a
-      // winner cannot run before we wake it below).
-      w->linked.store(false, std::memory_order_release);
       w = next;
     }
     callbacks = callbacks_;

@@ -80,23 +80,22 @@ void link_waiter(FutureCore* f, Waiter* w) {
     f->waiters_head() = w;
   }
   f->waiters_tail() = w;
-  w->linked.store(true, std::memory_order_relaxed);  // under the lock
+  w->linked = true;
 }
 
+// Always under the lock, even when publish() already unlinked the node: a
+// waiter that returns has then seen publish() leave the future for good, so
+// it may destroy the future at once (the setter may have used the same
+// handle, holding no reference of its own).
 void unlink_waiter(FutureCore* f, Waiter* w) {
-  // acquire: INV-W4. Woken by publish() (the usual case), the node is
-  // already out of the list and publish is done with it: no lock needed.
-  if (!w->linked.load(std::memory_order_acquire)) {
-    return;
-  }
   SpinGuard g(f->lock());
-  if (!w->linked.load(std::memory_order_relaxed)) {
+  if (!w->linked) {
     return;
   }
   (w->prev != nullptr ? w->prev->next : f->waiters_head()) = w->next;
   (w->next != nullptr ? w->next->prev : f->waiters_tail()) = w->prev;
   w->prev = w->next = nullptr;
-  w->linked.store(false, std::memory_order_relaxed);
+  w->linked = false;
 }
 
 // A completer claimed the future (kCompleting) and is about to publish it:

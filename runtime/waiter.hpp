@@ -18,10 +18,6 @@
 //           resume (hence cannot return) until that firer wakes it.
 //   INV-W3  a plain-thread waiter is woken with futex_wake while the firer
 //           still holds the lock (INV-W2 for the futex word itself).
-//   INV-W4  publish() clears `linked` (release) as its very last touch of a
-//           node it did not win; a node it won it no longer needs once the
-//           owner runs. So an owner that reads `linked == false` (acquire)
-//           after waking may drop its node without taking the lock.
 #pragma once
 
 #include <atomic>
@@ -40,9 +36,7 @@ struct Waiter {
   TaskCore* root = nullptr;
   Waiter* prev = nullptr;  // future waiter list links, under the future's lock
   Waiter* next = nullptr;
-  // In a future's list. Written under that future's lock; the owner may
-  // read it without the lock after waking (INV-W4).
-  std::atomic<bool> linked{false};
+  bool linked = false;
   std::atomic<std::uint32_t> state{kArmed};
 
   [[nodiscard]] bool try_fire() noexcept {
