@@ -31,10 +31,10 @@
 //           and queues callbacks.
 #include <spindle/task_group.hpp>
 
-#include <mutex>
 #include <unordered_map>
 #include <vector>
 
+#include <spindle/detail/spin_lock.hpp>
 #include <spindle/detail/task_core.hpp>
 #include <spindle/this_task.hpp>
 
@@ -77,7 +77,7 @@ class TaskGroupState {
     std::vector<TaskRef> to_cancel;
     TaskRef dropped;  // released after unlocking (INV-G3)
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      SpinGuard lock(mu_);
       auto it = children_.find(c);
       if (it != children_.end()) {
         dropped = std::move(it->second);
@@ -100,7 +100,10 @@ class TaskGroupState {
     cancel_all(to_cancel);
   }
 
-  std::mutex mu_;
+  // A spin lock: held only for a few map and flag operations (INV-G3), by
+  // a spawner and children completing on other workers at the same time;
+  // a sleeping mutex would put both into the kernel under contention.
+  SpinLock mu_;
   TaskRef parent_;
   std::unordered_map<FutureCore*, TaskRef> children_;  // guarded by mu_ (INV-G1)
   bool exiting_ = false;                               // guarded by mu_
@@ -121,12 +124,12 @@ TaskGroup::TaskGroup() : state_(std::make_shared<TaskGroupState>(current_task())
 TaskGroup::~TaskGroup() = default;
 
 std::size_t TaskGroup::size() const {
-  std::lock_guard<std::mutex> lock(state_->mu_);
+  detail::SpinGuard lock(state_->mu_);
   return state_->children_.size();
 }
 
 void TaskGroup::check_open() const {
-  std::lock_guard<std::mutex> lock(state_->mu_);
+  detail::SpinGuard lock(state_->mu_);
   state_->check_open_locked();
 }
 
@@ -135,7 +138,7 @@ void TaskGroup::adopt(TaskRef child) {
   detail::FutureCore* core = child.core();
   bool cancel_now;
   {
-    std::lock_guard<std::mutex> lock(s.mu_);
+    detail::SpinGuard lock(s.mu_);
     // INV-G1: in children_ before its done-callback is registered, so the
     // callback always finds it (a child may finish before we get here).
     cancel_now = s.aborting_;
@@ -152,7 +155,7 @@ void TaskGroup::finish(std::exception_ptr body_error, bool body_cancelled) {
   std::exception_ptr propagate_cancellation = body_cancelled ? body_error : nullptr;
   std::vector<TaskRef> to_cancel;
   {
-    std::lock_guard<std::mutex> lock(s.mu_);
+    detail::SpinGuard lock(s.mu_);
     s.exiting_ = true;
     if (body_error && !s.aborting_) {
       // The owner is being cancelled, or the body threw: cancel the children.
@@ -166,7 +169,7 @@ void TaskGroup::finish(std::exception_ptr body_error, bool body_cancelled) {
   for (;;) {
     Future<void> on_completed;
     {
-      std::lock_guard<std::mutex> lock(s.mu_);
+      detail::SpinGuard lock(s.mu_);
       if (s.children_.empty()) {
         break;
       }
@@ -178,7 +181,7 @@ void TaskGroup::finish(std::exception_ptr body_error, bool body_cancelled) {
     } catch (const Cancelled&) {
       std::vector<TaskRef> more;
       {
-        std::lock_guard<std::mutex> lock(s.mu_);
+        detail::SpinGuard lock(s.mu_);
         if (!s.aborting_) {
           // The owner is cancelled while children still run: cancel them,
           // and propagate Cancelled once they are done.
@@ -193,7 +196,7 @@ void TaskGroup::finish(std::exception_ptr body_error, bool body_cancelled) {
   std::vector<std::exception_ptr> errors;
   bool parent_cancel_requested;
   {
-    std::lock_guard<std::mutex> lock(s.mu_);
+    detail::SpinGuard lock(s.mu_);
     errors = std::move(s.errors_);
     s.errors_.clear();
     parent_cancel_requested = s.parent_cancel_requested_;
