@@ -14,9 +14,9 @@
 // Sleeps are scaled down (1 s -> 10 ms and so on). Seed 000 (a home-made
 // event loop, "Loop step N") describes the tutorial's own toy loop, not
 // asyncio's API, and has no spindle counterpart. Examples built on gather,
-// wait, as_completed, TaskGroup, shield and wait_for belong to combinators
-// not implemented yet; those that only use gather to run two coroutines
-// concurrently are translated with spawn + get.
+// wait, as_completed, TaskGroup, shield and wait_for are in
+// toolbox_seeds_test.cpp; those here that only use gather to run two
+// coroutines concurrently are translated with spawn + get.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -283,8 +283,9 @@ TEST_P(Seeds, CancelWhileWaitingRaisesAtWaitPoint) {
   }
 }
 
-// asyncio_ensure_future.py (ensure_future is not implemented yet; spawn is
-// create_task, the same for a coroutine):
+// asyncio_ensure_future.py (for a coroutine ensure_future is create_task;
+// spindle::ensure_future of a callable is spawn, which also takes the name
+// that makes the repr below readable):
 //   entering event loop
 //   starter: creating task
 //   starter: waiting for inner
