@@ -220,10 +220,15 @@ bool TimerHandle::cancel() {
   if (!state_->phase.compare_exchange_strong(armed, 2, std::memory_order_acq_rel)) {
     return false;
   }
-  if (state_->wheel != nullptr && state_->wheel->remove(state_.get())) {
+  detail::TimerDomain& d = *state_->domain;
+  d.cancellers.fetch_add(1, std::memory_order_seq_cst);  // INV-L1
+  if (!d.wheels_gone.load(std::memory_order_seq_cst) && state_->wheel != nullptr &&
+      state_->wheel->remove(state_.get())) {
     std::shared_ptr<detail::CallLaterState> drop = std::move(state_->self);
   }
-  // Else the firing worker removed it and drops the self-reference.
+  // Else a firing worker, or shutdown, took it out and drops `self`.
+  // release: INV-L1, our wheel accesses happen before shutdown goes on.
+  d.cancellers.fetch_sub(1, std::memory_order_release);
   return true;
 }
 

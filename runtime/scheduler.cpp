@@ -77,6 +77,7 @@
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "atomic.hpp"
 #include "debug.hpp"
@@ -258,6 +259,7 @@ std::shared_ptr<CallLaterState> Scheduler::call_later(std::int64_t delay_ns,
   auto s = std::make_shared<CallLaterState>();
   s->fn = std::move(fn);
   s->sched = this;
+  s->domain = timer_domain_;
   s->deadline_ns = now_ns() + std::max<std::int64_t>(0, delay_ns);
   s->on_fire = [](TimerEntry* e) {
     auto* st = static_cast<CallLaterState*>(e);
@@ -377,6 +379,12 @@ void Scheduler::shutdown() {
     auto* st = static_cast<CallLaterState*>(e);
     st->phase.store(2, std::memory_order_relaxed);
     std::shared_ptr<CallLaterState> drop = std::move(st->self);
+  }
+  // INV-L1: no TimerHandle::cancel() reaches a wheel from here on, so the
+  // workers (and their wheels) may be destroyed once those inside are out.
+  timer_domain_->wheels_gone.store(true, std::memory_order_seq_cst);
+  while (timer_domain_->cancellers.load(std::memory_order_seq_cst) != 0) {
+    std::this_thread::yield();
   }
   for (auto& w : workers_) {
     w->drain_fibers();

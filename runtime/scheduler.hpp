@@ -26,11 +26,25 @@ namespace spindle::detail {
 class Worker;
 class TaskCore;
 
+// Outlives the scheduler, so that a TimerHandle::cancel() racing (or
+// following) ~Runtime can tell whether the timer wheels still exist.
+//   INV-L1  a canceller touches a wheel only while counted in `cancellers`
+//           and after reading `wheels_gone == false`; shutdown sets
+//           `wheels_gone` and then waits for `cancellers` to drain before
+//           the wheels can be destroyed. seq_cst on the increment, the flag
+//           store and both loads (StoreLoad on each side, Dekker): either
+//           the canceller sees the flag, or shutdown sees it counted.
+struct TimerDomain {
+  std::atomic<int> cancellers{0};
+  std::atomic<bool> wheels_gone{false};
+};
+
 struct CallLaterState : TimerEntry {
   std::function<void()> fn;
   Scheduler* sched = nullptr;
+  std::shared_ptr<TimerDomain> domain;
   std::atomic<int> phase{0};  // 0 armed, 1 fired, 2 cancelled
-  std::shared_ptr<CallLaterState> self;  // keeps the entry alive while in a heap
+  std::shared_ptr<CallLaterState> self;  // keeps the entry alive while in a wheel
 };
 
 class Scheduler {
@@ -113,6 +127,7 @@ class Scheduler {
   std::atomic<bool> stopping_{false};  // workers must exit their loops
   std::atomic<std::uint64_t> next_id_{1};
   std::atomic<unsigned> remote_timer_rr_{0};
+  std::shared_ptr<TimerDomain> timer_domain_ = std::make_shared<TimerDomain>();
   std::mutex handler_mu_;
   std::function<void(const TaskRef&, std::exception_ptr)> exception_handler_;
   std::mutex shutdown_mu_;
