@@ -14,8 +14,11 @@ Method
   order of WORKLOADS; workers are 1 and the number of CPUs this process may use
   (``len(os.sched_getaffinity(0))``), or only 1 on a single-CPU machine.
 * Interleaving.  Inside a cell every runtime first does ``--warmup`` discarded
-  runs (none for the sleepers workloads, seconds long each); then come
-  ``--runs`` rounds.  Each round runs every runtime once and the
+  runs at the ``--quick`` sizes; then come ``--runs`` rounds.  Every run is a
+  fresh process, so a warm-up can only warm what outlives it (the page cache
+  holding the binary and its libraries, the CPU's clock); a quick-sized run does
+  that as well as a full one, in a fraction of the time (a full Boost.Fiber
+  spawn_join warm-up alone is 34 s).  Each round runs every runtime once and the
   starting runtime rotates (A B C, B C A, C A B, ...), so slow drift of the machine
   (thermal, frequency, noisy neighbours) hits all runtimes equally instead of
   whichever runtime happens to be measured last.
@@ -89,7 +92,7 @@ def parse_args(argv):
     p.add_argument("--runs", type=int, default=None,
                    help="measured rounds per cell (default 5, 3 with --quick)")
     p.add_argument("--warmup", type=int, default=None,
-                   help="discarded warm-up runs per runtime and cell (default 1)")
+                   help="discarded warm-up runs (at the --quick sizes) per runtime and cell (default 1)")
     p.add_argument("--quick", action="store_true",
                    help="pass --quick to the binaries; runs=3, warmup=1 unless given")
     p.add_argument("--workloads", default=None,
@@ -421,11 +424,12 @@ SKIP_REST_OF_CELL = ("unsupported", "timeout", "error")
 
 def run_cell(runtimes, workload, workers, args, run, runs_out, log):
     """Warm-ups, then `args.runs` rotated rounds for one (workload, workers).
-    `run(path, workload, workers)` performs one run and returns its raw record."""
+    `run(path, workload, workers, quick)` performs one run (at the --quick sizes
+    when `quick`) and returns its raw record."""
     skip = set()
 
     def one(name, path, phase, round_no):
-        rec = run(path, workload, workers)
+        rec = run(path, workload, workers, phase == "warmup")
         rec.update(runtime=name, workload=workload, workers=workers,
                    phase=phase, round=round_no)
         runs_out.append(order_keys(rec))
@@ -436,12 +440,8 @@ def run_cell(runtimes, workload, workers, args, run, runs_out, log):
         elif rec["status"] == "unsupported" and phase == "warmup":
             log(f"    {name}: unsupported")
 
-    # The sleepers workloads run for seconds each (1M tasks, a 1 s sleep):
-    # nothing is left to warm after the first few milliseconds, and their
-    # warm-ups would add two minutes to the full run.
-    warmups = 0 if workload in RSS_WORKLOADS else args.warmup
     for name, path in runtimes:
-        for _ in range(warmups):
+        for _ in range(args.warmup):
             if name not in skip:
                 one(name, path, "warmup", None)
     for r in range(args.runs):
@@ -748,7 +748,7 @@ def render_svg(summary, names, baseline, meta):
                 o.append(text(X(1) + 5, cy + 4, f"— {why}", size=11, fill="#888"))
             y += row_h
     cfg = meta["config"]
-    o.append(text(W / 2, H - 12, f"{cfg['warmup']} warm-up (sleepers: none) + {cfg['runs']} interleaved "
+    o.append(text(W / 2, H - 12, f"{cfg['warmup']} quick-sized warm-up + {cfg['runs']} interleaved "
                   f"rounds per cell; bars are ratios of medians; raw runs in compare.json",
                   size=10, anchor="middle", fill="#888"))
     o.append("</svg>")
@@ -828,7 +828,7 @@ def render_markdown(meta, summary, names, baseline, not_built):
     cfg = meta["config"]
     lines = [f"## Runtime comparison (baseline: {baseline})", "",
              f"- **Machine:** {footer_line(meta)[len('machine: '):]}",
-             f"- **Method:** {cfg['warmup']} warm-up (sleepers: none) + {cfg['runs']} interleaved "
+             f"- **Method:** {cfg['warmup']} quick-sized warm-up + {cfg['runs']} interleaved "
              f"rounds per cell, "
              f"rotating start order; median (min–max) of the runs"
              + ("; `--quick` sizes" if cfg["quick"] else ""),
@@ -909,8 +909,8 @@ def main(argv=None):
         meta["spawn_method"] = spawner.method
         meta["rss_floor_kib"] = measure_rss_floor(spawner, tmpdir)
 
-        def run(path, w, n):
-            return run_once(spawner, tmpdir, path, w, n, args.quick, args.timeout)
+        def run(path, w, n, warmup):
+            return run_once(spawner, tmpdir, path, w, n, args.quick or warmup, args.timeout)
         try:
             for i, (w, n) in enumerate(cells, 1):
                 log(f"[{i:2d}/{len(cells)}] {w} workers={n}")
@@ -963,7 +963,7 @@ def print_report(summary, names, args, meta, not_built):
     if meta["interrupted"]:
         print("INTERRUPTED: partial results")
     print(f"ratio = peer/{args.baseline} of medians (>1: {args.baseline} faster); "
-          f"{args.warmup} warm-up (sleepers: none) + {args.runs} rounds, interleaved; "
+          f"{args.warmup} quick-sized warm-up + {args.runs} rounds, interleaved; "
           f"{meta['elapsed_s']:.1f} s total; results in {args.out_dir}")
     print(footer_line(meta))
 
