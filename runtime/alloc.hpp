@@ -9,8 +9,10 @@
 //
 // Thread-safety: the cache is thread-local (reached through a non-inlined
 // accessor; allocation never suspends, so no migration can happen inside);
-// the depot is guarded by a mutex per class. Memory is never returned to the
-// system: slabs stay reachable from the depot for the life of the process.
+// the depot is guarded by a mutex per class. Slabs are 256 KiB, then 2 MiB
+// transparent huge pages once a class is in a storm (alloc.cpp). Memory is
+// never returned to the system: slabs stay reachable from the depot for the
+// life of the process.
 // Sanitizer builds bypass the pool so ASan/TSan see every allocation.
 #pragma once
 
