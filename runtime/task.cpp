@@ -1,11 +1,11 @@
 // TaskCore: names, cancellation requests, running and completing.
 //
 // task_lock_ guards the cancellation and wait bookkeeping:
-//   must_cancel_, cancel_message_  a request not yet delivered as Cancelled
+//   must_cancel_, notes_->cancel_message  a request not yet delivered as Cancelled
 //   num_cancels_                   cancelling(): requests not uncancel()ed
 //   current_wait_                  the Waiter the task is suspended on (if any)
 //   awaiting_                      the future that wait is for (if any)
-//   name_, wait_reason_
+//   notes_ (name, cancel message), wait_reason_
 //
 // Cancellation protocol (asyncio's Task.cancel, made thread-safe):
 //   INV-C1  cancel() first offers the request to the awaited future
@@ -40,18 +40,23 @@ TaskCore::~TaskCore() {
 
 std::string TaskCore::name() const {
   SpinGuard g(task_lock_);
-  if (name_.empty()) {
+  if (notes_ == nullptr || notes_->name.empty()) {
     return "Task-" + std::to_string(id_);
   }
-  return name_;
+  return notes_->name;
 }
 
 void TaskCore::set_name(std::string name) {
+  auto fresh = std::make_unique<Notes>();  // allocated outside the spin lock
   SpinGuard g(task_lock_);
-  name_ = std::move(name);
+  if (notes_ == nullptr) {
+    notes_ = std::move(fresh);
+  }
+  notes_->name = std::move(name);
 }
 
 bool TaskCore::request_cancel(std::string msg) {
+  auto fresh = std::make_unique<Notes>();  // allocated outside the spin lock
   {
     SpinGuard g(task_lock_);
     if (done()) {
@@ -70,7 +75,10 @@ bool TaskCore::request_cancel(std::string msg) {
         target->ref();
       } else {
         must_cancel_.store(true, std::memory_order_release);  // see cancel_pending()
-        cancel_message_ = msg;
+        if (notes_ == nullptr) {
+          notes_ = std::move(fresh);
+        }
+        notes_->cancel_message = msg;
         // INV-C2 and waiter.hpp INV-W2: fired under the lock the wait is
         // published under.
         if (current_wait_ != nullptr && current_wait_->try_fire()) {

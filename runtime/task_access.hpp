@@ -27,11 +27,22 @@ struct TaskAccess {
   }
   static bool& internal(TaskCore* t) { return t->internal_; }
   static std::uint32_t& num_cancels(TaskCore* t) { return t->num_cancels_; }
-  static std::string& cancel_message(TaskCore* t) { return t->cancel_message_; }
+  // Under task_lock_. Empty when the task was never cancelled with one.
+  static const std::string& cancel_message(TaskCore* t) {
+    return t->notes_ ? t->notes_->cancel_message : empty_string();
+  }
   static Waiter*& current_wait(TaskCore* t) { return t->current_wait_; }
   static FutureCore*& awaiting(TaskCore* t) { return t->awaiting_; }
   static const char*& wait_reason(TaskCore* t) { return t->wait_reason_; }
-  static std::string& raw_name(TaskCore* t) { return t->name_; }
+  // A given name, or empty; read without task_lock_ only by the overflow
+  // report, which is about to abort the process anyway.
+  static const std::string& raw_name(TaskCore* t) {
+    return t->notes_ ? t->notes_->name : empty_string();
+  }
+  static const std::string& empty_string() {
+    static const std::string empty;
+    return empty;
+  }
 };
 
 }  // namespace spindle::detail

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "future_core.hpp"
@@ -37,9 +38,9 @@ class TaskCore : public FutureCore {
  protected:
   // Takes the name only if one was given (the default name is made on
   // demand from the id), so spawning an unnamed task copies no string.
-  explicit TaskCore(std::string& name) noexcept : FutureCore(true) {
+  explicit TaskCore(std::string& name) : FutureCore(true) {
     if (!name.empty()) {
-      name_ = std::move(name);
+      notes_.reset(new Notes{std::move(name), {}});
     }
   }
   ~TaskCore() override;
@@ -79,8 +80,14 @@ class TaskCore : public FutureCore {
   // asyncio.run lets them. Set before spawning, then read-only.
   bool internal_ = false;
   std::uint32_t num_cancels_ = 0;
-  std::string name_;
-  std::string cancel_message_;
+  // The strings few tasks have: a given name and a cancel message. Kept out
+  // of line so that an unnamed, uncancelled task (nearly all of them) is
+  // 56 bytes smaller: a million live tasks touch that much less memory.
+  struct Notes {
+    std::string name;
+    std::string cancel_message;
+  };
+  std::unique_ptr<Notes> notes_;
   Waiter* current_wait_ = nullptr;
   FutureCore* awaiting_ = nullptr;  // the awaiting code holds a handle while it is set
   const char* wait_reason_ = nullptr;
