@@ -5,7 +5,6 @@
 // enqueues nothing), plain threads and tasks on one queue.
 #include <atomic>
 #include <chrono>
-#include <cstring>
 #include <functional>
 #include <memory>
 #include <set>
@@ -16,72 +15,16 @@
 
 #include <spindle/queue.hpp>
 
+#include "parking_support.hpp"
 #include "runtime_fixture.hpp"
-#include "task_access.hpp"
 
 using namespace std::chrono_literals;
 using spindle::Cancelled;
 using spindle::testing::RuntimeTest;
-
-namespace {
-
-bool parked_on_future(const spindle::TaskRef& t) {
-  using A = spindle::detail::TaskAccess;
-  spindle::detail::TaskCore* c = t.core();
-  spindle::detail::SpinGuard g(A::lock(c));
-  const char* r = A::wait_reason(c);
-  return r != nullptr && std::strncmp(r, "future", 6) == 0;
-}
-
-// Waits until `t` is parked: queued in the queue it blocks on.
-void await_parked(const spindle::TaskRef& t) {
-  auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (!parked_on_future(t)) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "task never blocked";
-    if (spindle::in_task()) {
-      spindle::yield();
-    } else {
-      std::this_thread::sleep_for(20us);
-    }
-  }
-}
-
-constexpr int kRaceRounds = 40;
-
-template <class A, class B>
-void race(A a, B b) {
-  std::atomic<int> ready{0};
-  std::atomic<bool> go{false};
-  auto wrap = [&](auto fn) {
-    return std::thread([&, fn]() mutable {
-      ready.fetch_add(1);
-      while (!go.load()) {
-        std::this_thread::yield();
-      }
-      fn();
-    });
-  };
-  std::thread ta = wrap(a);
-  std::thread tb = wrap(b);
-  while (ready.load() < 2) {
-    std::this_thread::yield();
-  }
-  go.store(true);
-  ta.join();
-  tb.join();
-}
-
-template <class F>
-bool throws_cancelled(F&& f) {
-  try {
-    f();
-  } catch (const Cancelled&) {
-    return true;
-  }
-  return false;
-}
-
-}  // namespace
+using spindle::testing::await_parked;
+using spindle::testing::kRaceRounds;
+using spindle::testing::race;
+using spindle::testing::throws_cancelled;
 
 class QueueTest : public RuntimeTest {};
 SPINDLE_WORKER_PARAMS(QueueTest);

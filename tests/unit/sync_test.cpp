@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstring>
 #include <mutex>
 #include <set>
 #include <string>
@@ -15,84 +14,17 @@
 
 #include <spindle/sync.hpp>
 
+#include "parking_support.hpp"
 #include "runtime_fixture.hpp"
-#include "task_access.hpp"
 
 using namespace std::chrono_literals;
 using spindle::Cancelled;
 using spindle::testing::RuntimeTest;
-
-namespace {
-
-// True once `t` is parked on a future. Every primitive links its wait node
-// before it parks, so a task seen here is queued in the primitive.
-bool parked_on_future(const spindle::TaskRef& t) {
-  using A = spindle::detail::TaskAccess;
-  spindle::detail::TaskCore* c = t.core();
-  spindle::detail::SpinGuard g(A::lock(c));
-  const char* r = A::wait_reason(c);
-  return r != nullptr && std::strncmp(r, "future", 6) == 0;
-}
-
-// The future `t` is parked on (nullptr if none).
-const void* parked_future(const spindle::TaskRef& t) {
-  using A = spindle::detail::TaskAccess;
-  spindle::detail::TaskCore* c = t.core();
-  spindle::detail::SpinGuard g(A::lock(c));
-  return A::awaiting(c);
-}
-
-// Waits (yielding in a task, sleeping on a thread) until `t` is parked on a
-// future other than `other`.
-void await_parked(const spindle::TaskRef& t, const void* other = nullptr) {
-  auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (!parked_on_future(t) || (other != nullptr && parked_future(t) == other)) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "task never blocked";
-    if (spindle::in_task()) {
-      spindle::yield();
-    } else {
-      std::this_thread::sleep_for(20us);
-    }
-  }
-}
-
-// Runs a() and b() on two plain threads released at the same instant.
-constexpr int kRaceRounds = 40;
-
-template <class A, class B>
-void race(A a, B b) {
-  std::atomic<int> ready{0};
-  std::atomic<bool> go{false};
-  auto wrap = [&](auto fn) {
-    return std::thread([&, fn]() mutable {
-      ready.fetch_add(1);
-      while (!go.load()) {
-        std::this_thread::yield();
-      }
-      fn();
-    });
-  };
-  std::thread ta = wrap(a);
-  std::thread tb = wrap(b);
-  while (ready.load() < 2) {
-    std::this_thread::yield();
-  }
-  go.store(true);
-  ta.join();
-  tb.join();
-}
-
-template <class F>
-bool throws_cancelled(F&& f) {
-  try {
-    f();
-  } catch (const Cancelled&) {
-    return true;
-  }
-  return false;
-}
-
-}  // namespace
+using spindle::testing::await_parked;
+using spindle::testing::kRaceRounds;
+using spindle::testing::parked_future;
+using spindle::testing::race;
+using spindle::testing::throws_cancelled;
 
 // ---------------------------------------------------------------------------
 // Mutex

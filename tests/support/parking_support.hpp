@@ -1,0 +1,89 @@
+// Helpers for the tests of blocking primitives (tests/unit/queue_test.cpp,
+// tests/unit/sync_test.cpp): see that a task is parked in a primitive, race
+// two plain threads, and tell a Cancelled from other outcomes.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <spindle/spindle.hpp>
+
+#include "task_access.hpp"
+
+namespace spindle::testing {
+
+// True once `t` is parked on a future. Every primitive links its wait node
+// before it parks, so a task seen here is queued in the primitive.
+inline bool parked_on_future(const TaskRef& t) {
+  using A = detail::TaskAccess;
+  detail::TaskCore* c = t.core();
+  detail::SpinGuard g(A::lock(c));
+  const char* r = A::wait_reason(c);
+  return r != nullptr && std::strncmp(r, "future", 6) == 0;
+}
+
+// The future `t` is parked on (nullptr if none).
+inline const void* parked_future(const TaskRef& t) {
+  using A = detail::TaskAccess;
+  detail::TaskCore* c = t.core();
+  detail::SpinGuard g(A::lock(c));
+  return A::awaiting(c);
+}
+
+// Waits (yielding in a task, sleeping on a thread) until `t` is parked on a
+// future other than `other`; fails the test after 5 s.
+inline void await_parked(const TaskRef& t, const void* other = nullptr) {
+  using namespace std::chrono_literals;
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!parked_on_future(t) || (other != nullptr && parked_future(t) == other)) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "task never blocked";
+    if (in_task()) {
+      yield();
+    } else {
+      std::this_thread::sleep_for(20us);
+    }
+  }
+}
+
+// How many times a test repeats race().
+inline constexpr int kRaceRounds = 40;
+
+// Runs a() and b() on two plain threads released at the same instant.
+template <class A, class B>
+void race(A a, B b) {
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  auto wrap = [&](auto fn) {
+    return std::thread([&, fn]() mutable {
+      ready.fetch_add(1);
+      while (!go.load()) {
+        std::this_thread::yield();
+      }
+      fn();
+    });
+  };
+  std::thread ta = wrap(a);
+  std::thread tb = wrap(b);
+  while (ready.load() < 2) {
+    std::this_thread::yield();
+  }
+  go.store(true);
+  ta.join();
+  tb.join();
+}
+
+// True if f() throws Cancelled; false if it returns.
+template <class F>
+bool throws_cancelled(F&& f) {
+  try {
+    f();
+  } catch (const Cancelled&) {
+    return true;
+  }
+  return false;
+}
+
+}  // namespace spindle::testing
