@@ -95,8 +95,11 @@ void Monitor::check(std::int64_t now_ms) {
       continue;
     }
     s.warned = true;
-    std::uint64_t id = w.last_pick_id();
-    std::string name = sched_.registry().find_name(id);
+    std::uint64_t id = 0;
+    std::string name;
+    if (!sched_.registry().describe_running(w.running(), &id, &name)) {
+      continue;  // it has just switched away: not stuck after all
+    }
     std::fprintf(stderr,
                  "spindle: task '%s' (id %llu) has run for %lld ms on worker %u without "
                  "suspending; it blocks that worker. Move blocking calls to to_thread(), or call "

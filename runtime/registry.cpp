@@ -83,17 +83,21 @@ std::vector<TaskCore*> Registry::snapshot(bool include_internal) {
   return out;
 }
 
-std::string Registry::find_name(std::uint64_t id) {
+bool Registry::describe_running(const std::atomic<TaskCore*>& running, std::uint64_t* id,
+                                std::string* name) {
+  // Every shard, in index order (the only place that holds more than one).
   for (unsigned i = 0; i < nshards_; ++i) {
-    Shard& s = shards_[i];
-    SpinGuard g(s.lock);
-    for (TaskCore* t = s.head; t != nullptr; t = TaskAccess::registry_next(t)) {
-      if (t->id() == id) {
-        return t->name();
-      }
-    }
+    shards_[i].lock.lock();
   }
-  return "";
+  TaskCore* t = running.load(std::memory_order_relaxed);  // INV-R1
+  if (t != nullptr) {
+    *id = t->id();
+    *name = t->name();  // takes the task's own lock, never a shard lock
+  }
+  for (unsigned i = nshards_; i-- > 0;) {
+    shards_[i].lock.unlock();
+  }
+  return t != nullptr;
 }
 
 bool Registry::wait_empty_for(std::int64_t timeout_ms) {

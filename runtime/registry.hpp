@@ -6,6 +6,16 @@
 // completes, before the scheduler drops its reference (task_state.hpp
 // INV-T4) — so a snapshot taken under a shard lock may take references to
 // every task it sees.
+//
+// INV-R1  A worker's running task pointer (Worker::running()) is cleared by
+//         that worker before the task can leave the registry: when the task
+//         switches away (it may then finish elsewhere) and in finish_task()
+//         before remove(). So a reader holding every shard lock that sees a
+//         task there sees a registered task, which the scheduler's
+//         reference keeps alive until the reader unlocks. Relaxed accesses
+//         suffice: a clear followed by a removal happens-before the
+//         removal's unlock, hence before the reader's lock of that shard,
+//         so the reader cannot see the cleared pointer any more.
 #pragma once
 
 #include <atomic>
@@ -31,9 +41,11 @@ class Registry {
   // New references to every live task (caller unrefs); runtime-internal
   // tasks (call_soon callbacks) only if asked for.
   std::vector<TaskCore*> snapshot(bool include_internal = false);
-  // The name of the live task with this id, or "" (walks every shard; for
-  // diagnostics only).
-  std::string find_name(std::uint64_t id);
+  // The id and name of the task in `running` (a worker's running task, see
+  // INV-R1), read with every shard locked; false if it holds none. For the
+  // slow-task warning: costs a few lock round trips, never a walk.
+  bool describe_running(const std::atomic<TaskCore*>& running, std::uint64_t* id,
+                        std::string* name);
   std::size_t live() const noexcept;
   // Blocks the calling plain thread until no task is live or the timeout
   // (ms) passes; true when empty.

@@ -29,6 +29,7 @@
 #include "task_runner.hpp"
 #include "task_state.hpp"
 #include "waiter.hpp"
+#include "worker.hpp"
 
 namespace spindle::detail {
 
@@ -157,6 +158,9 @@ void execute_task(TaskCore* t) noexcept {
 
 void finish_task(TaskCore* t) noexcept {
   transition_complete(t);
+  if (Worker* w = Worker::current()) {
+    w->forget_running(t);  // before the registry lets go of it (INV-R1)
+  }
   A::sched(t)->registry().remove(t);
   t->unref();  // the scheduler's reference (INV-T4)
 }

@@ -244,7 +244,8 @@ void Worker::note_pick(TaskCore* t) {
   } else {
     counters_.bump(counters_.resumed);
   }
-  last_pick_id_.store(A::id(t), std::memory_order_relaxed);  // relaxed: for the monitor only
+  // relaxed: the monitor reads it under every registry lock (INV-R1).
+  running_.store(t, std::memory_order_relaxed);
 }
 
 bool Worker::has_stealable_work() const noexcept {
@@ -573,6 +574,10 @@ void Worker::suspend(PostAction action) {
   if (!self->stack.guarded && !self->bottom_untouched()) {
     OverflowGuard::report_overflow(self->current, self->usable_size());
   }
+  // Once switched away the task may resume and finish elsewhere: it stops
+  // being ours to describe (INV-R1). The resume that follows happens after
+  // this store, through the task's wake-up handoff.
+  running_.store(nullptr, std::memory_order_relaxed);
   TaskCore* next = next_local(true);
   post_ = action;
   post_arg_ = self->root;

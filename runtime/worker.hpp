@@ -75,8 +75,15 @@ class Worker {
   Parker& parker() noexcept { return parker_; }
   WorkerCounters& counters() noexcept { return counters_; }
   std::uint64_t ticks() const noexcept { return ticks_.load(std::memory_order_relaxed); }
-  std::uint64_t last_pick_id() const noexcept {
-    return last_pick_id_.load(std::memory_order_relaxed);
+  // The root task this worker picked and is running, or nullptr (INV-R1 in
+  // registry.hpp says when another thread may look at it).
+  const std::atomic<TaskCore*>& running() const noexcept { return running_; }
+  // Called by finish_task() on the worker completing `t`, before `t` leaves
+  // the registry (INV-R1).
+  void forget_running(TaskCore* t) noexcept {
+    if (running_.load(std::memory_order_relaxed) == t) {
+      running_.store(nullptr, std::memory_order_relaxed);  // ordered by the registry lock
+    }
   }
   bool in_task() const noexcept { return current_fiber_ != nullptr; }
 
@@ -156,7 +163,7 @@ class Worker {
   std::uint64_t next_id_ = 0, id_limit_ = 0;
   std::uint32_t maintenance_countdown_ = kMaintenanceInterval;
   std::atomic<std::uint64_t> ticks_{0};
-  std::atomic<std::uint64_t> last_pick_id_{0};  // for the slow-task monitor
+  std::atomic<TaskCore*> running_{nullptr};  // for the slow-task monitor (INV-R1)
 
   // Overflow: FIFO of tasks that did not fit in the ring; newer than every
   // ring entry. Any thread may take from it under the lock.
