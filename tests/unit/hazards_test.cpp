@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cfenv>
 #include <chrono>
 #include <functional>
 #include <mutex>
@@ -154,6 +155,39 @@ TEST(Hazards, ExceptionStateDoesNotLeakToOtherTasks) {
     holder.get();
   });
   EXPECT_FALSE(other_saw_exception);
+}
+
+// The floating-point control state (SSE MXCSR and the x87 control word,
+// which the ABI says a call preserves) belongs to the context: a task that
+// changes its rounding mode and suspends neither leaks that mode into the
+// task that runs next nor finds it changed when it resumes. The jump in
+// runtime/context.cpp saves and restores both.
+TEST(Hazards, RoundingModeStaysWithItsTask) {
+  spindle::Runtime rt(spindle::Options{.workers = 1});
+  int root_saw = -1, other_saw = -1, mine_after = -1;
+  rt.block_on([&] {
+    spindle::Future<void> gate;
+    bool parked = false;  // one worker: no concurrent access
+    auto upward = spindle::spawn([&, gate]() mutable {
+      std::fesetround(FE_UPWARD);
+      parked = true;
+      gate.get();  // suspends: the root and `other` run on this worker meanwhile
+      mine_after = std::fegetround();
+      std::fesetround(FE_TONEAREST);
+    });
+    while (!parked) {
+      spindle::yield();  // `upward` runs until it suspends on the gate
+    }
+    root_saw = std::fegetround();
+    auto other = spindle::spawn([&] { other_saw = std::fegetround(); });
+    spindle::yield();  // `other` starts on a fiber of its own
+    other.get();
+    gate.set_result();
+    upward.get();
+  });
+  EXPECT_EQ(root_saw, FE_TONEAREST) << "a suspended task's rounding mode leaked";
+  EXPECT_EQ(other_saw, FE_TONEAREST) << "a suspended task's rounding mode leaked";
+  EXPECT_EQ(mine_after, FE_UPWARD) << "a task's rounding mode was lost across a switch";
 }
 
 using HazardsDeathTest = ::testing::Test;
