@@ -174,7 +174,10 @@ class Worker {
 
   alignas(64) Parker parker_;
   TimerWheel timers_;
-  WorkerCounters counters_;
+  // Its own cache lines: bumped on every pick, while other workers read the
+  // timer wheel's next deadline just above it each time they look for work
+  // (sharing a line cost a searching worker ~17% of a 2-worker yield run).
+  alignas(64) WorkerCounters counters_;
 
   friend class Scheduler;
 };
