@@ -34,17 +34,20 @@
 //           [tail, steal + kCapacity), i.e. after every consumer of the
 //           previous lap has finished with it (INV-Q1).
 //   INV-Q4  reclaim_tail_holes() lowers tail only over holes that no stealer
-//           has claimed and none can claim: the proof is at the function.
+//           has claimed and none can claim, not even one still holding a
+//           tail it read before the lowering: the proof is at the function.
 //
 // Transitions
 //   push_back     owner: slot.store(release); tail.store(release)
 //   pop_front     owner: head CAS real+1 (and steal+1 when equal), acq_rel;
 //                 then slot.load(acquire), exchange(0) if claimable
-//   steal_into    stealer: head.load(seq_cst), tail.load(seq_cst), CAS
-//                 real+n keeping steal (acq_rel); take the n slots as pop
+//   steal_into    stealer: stealers.fetch_add(seq_cst); head.load(seq_cst),
+//                 tail.load(seq_cst), CAS real+n keeping steal (acq_rel);
+//                 stealers.fetch_sub(release); take the n slots as pop
 //                 does; CAS steal=real (acq_rel)
 //   try_claim     any: slot.compare_exchange(task|1 -> 0, acq_rel)
-//   reclaim       owner: tail.exchange(t-1, seq_cst); head.load(seq_cst)
+//   reclaim       owner: tail.exchange(t-1, seq_cst); stealers.load(seq_cst);
+//                 head.load(seq_cst); tail.store(t) again unless both allow
 //
 // Why a claimable ring. A task that awaits a child nobody has started can run
 // the child's body on its own stack (as oneTBB and Cilk do) — no fiber, no
@@ -119,9 +122,11 @@ class RunQueue {
     for (;;) {
       std::uint64_t h = head_.load(std::memory_order_acquire);
       std::uint32_t real = real_part(h);
-      if (real == tail_.load(std::memory_order_relaxed)) {
+      std::uint32_t t = tail_.load(std::memory_order_relaxed);
+      if (real == t) {
         return nullptr;
       }
+      SPINDLE_ASSERT(static_cast<std::int32_t>(t - real) > 0, "run queue: head passed tail (INV-Q1)");
       std::uint32_t steal = steal_part(h);
       std::uint64_t next = pack(steal == real ? real + 1 : steal, real + 1);
       // acq_rel: the CAS hands index `real` to us alone; it orders against
@@ -144,17 +149,22 @@ class RunQueue {
   std::uint32_t steal_into(Push&& push, std::uint32_t max_batch) noexcept {
     std::uint64_t h;
     std::uint32_t real, n;
+    // INV-Q4: announced before our first read of tail, withdrawn once our
+    // claim is made or abandoned. seq_cst: the StoreLoad pairing with
+    // reclaim_tail_holes(), which backs off while it sees us.
+    stealers_.fetch_add(1, std::memory_order_seq_cst);
     for (;;) {
-      // seq_cst head and tail loads: the StoreLoad pairing with
-      // reclaim_tail_holes() (INV-Q4).
+      // seq_cst head and tail loads: the same pairing (INV-Q4).
       h = head_.load(std::memory_order_seq_cst);
       if (steal_part(h) != real_part(h)) {
+        leave_steal();
         return 0;  // another stealer is copying; try elsewhere
       }
       real = real_part(h);
       std::uint32_t t = tail_.load(std::memory_order_seq_cst);
       std::uint32_t avail = t - real;
       if (avail == 0 || avail > kCapacity) {
+        leave_steal();
         return 0;  // empty, or a torn view while the owner moved on: give up
       }
       n = avail - avail / 2;  // ceil(avail / 2)
@@ -168,6 +178,7 @@ class RunQueue {
         break;
       }
     }
+    leave_steal();
     std::uint32_t moved = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
       // The slots were published by the owner's release of tail, which our
@@ -206,15 +217,25 @@ class RunQueue {
   // Owner. Lowers tail over trailing holes so a depth-first fork-join
   // reuses the same few slots.
   //
-  // INV-Q4 proof sketch. Let t be tail and the hole at t-1. We publish
-  // tail = t-1 with a seq_cst RMW, then read head with seq_cst. A stealer
-  // reads head (seq_cst) then tail (seq_cst) and claims ceil(len/2) entries
-  // from head; its range includes t-1 only if it read tail == t and
-  // head == t-1. Its tail read then precedes our RMW in the single order S
-  // (it read an older value), so its head read precedes our head read in S,
-  // and by coherence our read returns t-1 or later. Hence if we read
-  // real <= t-2, no stealer can claim t-1 and the hole is ours to drop;
-  // otherwise we put tail back and leave the hole to be skipped.
+  // INV-Q4 proof sketch. A stealer's claim [real, real + ceil((t_s -
+  // real)/2)) is computed from the tail t_s it read, and commits later by a
+  // CAS that succeeds only if head has not moved since it read head — but
+  // tail may have. If we lowered tail in between, that claim could pass the
+  // new tail and leave head beyond it (INV-Q1 broken; pop_front would then
+  // walk 2^32 holes before it saw the ring empty). So stealers announce
+  // themselves in stealers_ before reading head and tail, and withdraw
+  // after their CAS. Each step here publishes tail = t-1 with a seq_cst RMW
+  // and then reads stealers_ with seq_cst:
+  //   - if we read 0, every stealer not yet withdrawn announced itself
+  //     after our load in the single order S, so its tail read follows our
+  //     RMW and returns t-1 or later: its claim fits the lowered tail. A
+  //     stealer that withdrew did so after its CAS (release, read by our
+  //     seq_cst load): our head read below sees its claim.
+  //   - if we read non-zero, some stealer may hold an older tail: put tail
+  //     back and keep the holes (pop_front skips them later).
+  // With no stealer in the way, the hole at t-1 is ours to drop when head
+  // is at most t-2 (no consumer owns index t-1); at or past it, a consumer
+  // may own t-1: tail goes back.
   void reclaim_tail_holes() noexcept {
     for (;;) {
       std::uint32_t t = tail_.load(std::memory_order_relaxed);
@@ -225,11 +246,11 @@ class RunQueue {
         return;  // not a hole; slots are only emptied, never filled, by others
       }
       tail_.exchange(t - 1, std::memory_order_seq_cst);
+      bool stealer_in_flight = stealers_.load(std::memory_order_seq_cst) != 0;
       std::uint32_t real = real_part(head_.load(std::memory_order_seq_cst));
-      if (static_cast<std::int32_t>((t - 1) - real) <= 0) {
-        // t-1 is at or before head: a stealer may own it. Restore the tail;
-        // if the hole is the head, consume it like a pop (a CAS on head, so
-        // a racing stealer and we cannot both take it).
+      if (stealer_in_flight || static_cast<std::int32_t>((t - 1) - real) <= 0) {
+        // Restore the tail; if the hole is the head, consume it like a pop
+        // (a CAS on head, so a racing stealer and we cannot both take it).
         tail_.store(t, std::memory_order_release);
         std::uint64_t h = head_.load(std::memory_order_acquire);
         if (real_part(h) == t - 1 && steal_part(h) == t - 1) {
@@ -250,6 +271,12 @@ class RunQueue {
     return n > kCapacity ? 0 : n;
   }
   bool empty() const noexcept { return len() == 0; }
+  // Owner. INV-Q1's first half as the owner sees it: head has not passed
+  // tail. A stealer that claimed indices beyond tail would break it.
+  bool head_within_tail() const noexcept {
+    std::uint32_t real = real_part(head_.load(std::memory_order_acquire));
+    return static_cast<std::int32_t>(tail_.load(std::memory_order_relaxed) - real) >= 0;
+  }
   // Owner-side view of the index of the last entry (for the hole check).
   std::uint32_t tail_index() const noexcept { return tail_.load(std::memory_order_relaxed); }
 
@@ -272,6 +299,10 @@ class RunQueue {
     }
     return reinterpret_cast<T*>(w & ~std::uintptr_t{1});
   }
+  void leave_steal() noexcept {
+    // release: an owner that reads our withdrawal sees our claim (INV-Q4).
+    stealers_.fetch_sub(1, std::memory_order_release);
+  }
   static std::uint32_t real_part(std::uint64_t h) noexcept { return static_cast<std::uint32_t>(h); }
   static std::uint32_t steal_part(std::uint64_t h) noexcept {
     return static_cast<std::uint32_t>(h >> 32);
@@ -281,6 +312,7 @@ class RunQueue {
   }
 
   alignas(64) std::atomic<std::uint64_t> head_{0};
+  std::atomic<std::uint32_t> stealers_{0};  // stealers between announce and claim (INV-Q4)
   alignas(64) std::atomic<std::uint32_t> tail_{0};
   alignas(64) std::atomic<std::uintptr_t> slots_[kCapacity];
   static_assert(alignof(T) >= 2, "entries need a free low bit for the claimable tag");

@@ -188,4 +188,72 @@ TEST(RunQueueStress, ConservationUnderStealsAndClaims) {
   EXPECT_EQ(doubled, 0);
 }
 
+// Fork-join as skynet does it: the owner pushes a few claimable children,
+// then claims them oldest first (a parent get()ting them in order), so the
+// last claim leaves a run of holes at the tail that one reclaim walks down.
+// Thieves steal meanwhile. A thief that read the tail before that walk and
+// claims after it must not move head past the lowered tail (INV-Q1, INV-Q4):
+// the owner checks after every reclaim, and every entry is taken once.
+TEST(RunQueueStress, ReclaimAfterInOrderClaimsKeepsHeadWithinTail) {
+  const int kRounds = static_cast<int>(spindle::testing::scaled(300000));
+  const int kThieves = 2;
+  const int kFanout = 6;
+  std::vector<Item> items(static_cast<std::size_t>(kRounds) * kFanout);
+  std::vector<std::atomic<int>> taken(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    items[i].id = static_cast<int>(i);
+  }
+  Q q;
+  std::atomic<bool> done{false};
+  auto take = [&](Item* it, bool = false) { taken[it->id].fetch_add(1, std::memory_order_relaxed); };
+  std::vector<std::thread> thieves;
+  for (int t = 0; t < kThieves; ++t) {
+    thieves.emplace_back([&] {
+      while (!done.load(std::memory_order_acquire)) {
+        q.steal_into(take, 4);
+      }
+    });
+  }
+  int broken = 0;
+  for (int r = 0; r < kRounds && broken == 0; ++r) {
+    Item* kids = &items[static_cast<std::size_t>(r) * kFanout];
+    std::uint32_t idx[kFanout];
+    int pushed = 0;
+    for (; pushed < kFanout; ++pushed) {
+      if (!q.push_back(&kids[pushed], /*claimable=*/true, &idx[pushed])) {
+        break;
+      }
+    }
+    for (int k = 0; k < pushed; ++k) {
+      if (q.try_claim(idx[k], &kids[k])) {
+        take(&kids[k]);
+      }
+    }
+    q.reclaim_tail_holes();
+    if (!q.head_within_tail()) {
+      ++broken;
+    }
+    for (int k = pushed; k < kFanout; ++k) {
+      take(&kids[k]);  // never queued: the ring was full
+    }
+  }
+  done.store(true, std::memory_order_release);
+  for (auto& t : thieves) {
+    t.join();
+  }
+  EXPECT_EQ(broken, 0) << "a steal moved head past the reclaimed tail";
+  if (broken == 0) {
+    while (Item* it = q.pop_front()) {
+      take(it);
+    }
+    int lost = 0, doubled = 0;
+    for (auto& n : taken) {
+      lost += n.load() == 0;
+      doubled += n.load() > 1;
+    }
+    EXPECT_EQ(lost, 0);
+    EXPECT_EQ(doubled, 0);
+  }
+}
+
 }  // namespace
