@@ -24,6 +24,46 @@ struct Item {
 
 using Q = RunQueue<Item, 8>;
 
+// Threads stealing batches of up to 4 from `q` into `take` until stop().
+class Thieves {
+ public:
+  template <class Take>
+  Thieves(Q& q, Take& take, int n) {
+    for (int i = 0; i < n; ++i) {
+      threads_.emplace_back([&q, &take, this] {
+        while (!done_.load(std::memory_order_acquire)) {
+          q.steal_into(take, 4);
+        }
+      });
+    }
+  }
+  ~Thieves() { stop(); }
+  void stop() {
+    done_.store(true, std::memory_order_release);
+    for (auto& t : threads_) {
+      t.join();
+    }
+    threads_.clear();
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::vector<std::thread> threads_;
+};
+
+// Entries taken by nobody and by more than one taker.
+struct Tally {
+  int lost = 0, doubled = 0;
+};
+Tally tally(const std::vector<std::atomic<int>>& taken) {
+  Tally t;
+  for (const auto& n : taken) {
+    t.lost += n.load() == 0;
+    t.doubled += n.load() > 1;
+  }
+  return t;
+}
+
 TEST(RunQueue, FifoAndCapacity) {
   Q q;
   std::vector<Item> items(9);
@@ -115,14 +155,7 @@ TEST(RunQueueStress, ConservationUnderStealsAndClaims) {
   std::atomic<int> published{0};
   auto take = [&](Item* it, bool = false) { taken[it->id].fetch_add(1, std::memory_order_relaxed); };
 
-  std::vector<std::thread> thieves;
-  for (int t = 0; t < kThieves; ++t) {
-    thieves.emplace_back([&] {
-      while (!done.load(std::memory_order_acquire)) {
-        q.steal_into(take, 4);
-      }
-    });
-  }
+  Thieves thieves(q, take, kThieves);
   std::thread claimer([&] {
     std::mt19937 rng(7);
     while (!done.load(std::memory_order_acquire)) {
@@ -170,22 +203,15 @@ TEST(RunQueueStress, ConservationUnderStealsAndClaims) {
   while (Item* it = q.pop_front()) {
     take(it);
   }
+  thieves.stop();
   done.store(true, std::memory_order_release);
-  for (auto& t : thieves) {
-    t.join();
-  }
   claimer.join();
   while (Item* it = q.pop_front()) {
     take(it);
   }
-  int lost = 0, doubled = 0;
-  for (int i = 0; i < kItems; ++i) {
-    int n = taken[i].load();
-    lost += n == 0;
-    doubled += n > 1;
-  }
-  EXPECT_EQ(lost, 0);
-  EXPECT_EQ(doubled, 0);
+  Tally t = tally(taken);
+  EXPECT_EQ(t.lost, 0);
+  EXPECT_EQ(t.doubled, 0);
 }
 
 // Fork-join as skynet does it: the owner pushes a few claimable children,
@@ -204,16 +230,8 @@ TEST(RunQueueStress, ReclaimAfterInOrderClaimsKeepsHeadWithinTail) {
     items[i].id = static_cast<int>(i);
   }
   Q q;
-  std::atomic<bool> done{false};
   auto take = [&](Item* it, bool = false) { taken[it->id].fetch_add(1, std::memory_order_relaxed); };
-  std::vector<std::thread> thieves;
-  for (int t = 0; t < kThieves; ++t) {
-    thieves.emplace_back([&] {
-      while (!done.load(std::memory_order_acquire)) {
-        q.steal_into(take, 4);
-      }
-    });
-  }
+  Thieves thieves(q, take, kThieves);
   int broken = 0;
   for (int r = 0; r < kRounds && broken == 0; ++r) {
     Item* kids = &items[static_cast<std::size_t>(r) * kFanout];
@@ -237,22 +255,15 @@ TEST(RunQueueStress, ReclaimAfterInOrderClaimsKeepsHeadWithinTail) {
       take(&kids[k]);  // never queued: the ring was full
     }
   }
-  done.store(true, std::memory_order_release);
-  for (auto& t : thieves) {
-    t.join();
-  }
+  thieves.stop();
   EXPECT_EQ(broken, 0) << "a steal moved head past the reclaimed tail";
-  if (broken == 0) {
+  if (broken == 0) {  // else pop_front() would assert INV-Q1
     while (Item* it = q.pop_front()) {
       take(it);
     }
-    int lost = 0, doubled = 0;
-    for (auto& n : taken) {
-      lost += n.load() == 0;
-      doubled += n.load() > 1;
-    }
-    EXPECT_EQ(lost, 0);
-    EXPECT_EQ(doubled, 0);
+    Tally t = tally(taken);
+    EXPECT_EQ(t.lost, 0);
+    EXPECT_EQ(t.doubled, 0);
   }
 }
 
