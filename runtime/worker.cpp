@@ -444,20 +444,21 @@ TaskCore* Worker::search() {
 }
 
 TaskCore* Worker::spin_then_search() {
-  // A searcher that found nothing spins for a few microseconds before it
+  // A searcher that found nothing spins for up to kSpinBudgetNs before it
   // parks: work often arrives right away (a producer spawning, a ping-pong
   // partner replying), and a futex round trip costs the waker a system call
   // and the sleeper tens of microseconds. Only searchers spin, and at most
   // half the workers search (idle.hpp INV-I2), so spinning never takes every
   // core.
-  for (std::uint32_t round = 0; round < kSpinRounds; ++round) {
+  const std::int64_t deadline = now_ns() + kSpinBudgetNs;
+  do {
     for (int i = 0; i < 32; ++i) {
       cpu_relax();
     }
     if (sched_.any_stealable_work() || sched_.stopping()) {
       return search();
     }
-  }
+  } while (now_ns() < deadline);
   return nullptr;
 }
 

@@ -49,9 +49,11 @@ class Worker {
   static constexpr std::uint32_t kMaintenanceInterval = 61;
   // Consecutive LIFO-slot picks before the slot yields to the queue.
   static constexpr std::uint32_t kMaxLifoStreak = 3;
-  // Rounds of ~32 pause instructions a searcher spins before parking
-  // (about 20-40 us on current x86).
-  static constexpr std::uint32_t kSpinRounds = 200;
+  // How long a searcher spins before parking, as a time: a PAUSE costs
+  // from a few ns to 27 ns (this project's AMD machine) depending on the
+  // CPU, and the old bound of 200 rounds of 32 meant ~170 us there, so a
+  // task waking every millisecond kept 17% of a core busy spinning.
+  static constexpr std::int64_t kSpinBudgetNs = 30'000;
 
   Worker(Scheduler& sched, unsigned index);
   ~Worker();
