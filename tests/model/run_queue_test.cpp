@@ -123,6 +123,41 @@ TEST(RunQueue, ReclaimTailHolesKeepsTheRingShort) {
   EXPECT_EQ(q.pop_front(), &y);
 }
 
+TEST(RunQueue, ReclaimDropsEveryTrailingHoleAtOnce) {
+  // skynet's pattern: a parent pushes its children (ten there; as many as
+  // fit here) and claims them in push order, so the holes pile up at the
+  // tail only once the last is claimed.
+  constexpr int kKids = 7;  // + the live entry fills Q's 8 slots
+  Q q;
+  Item live;
+  std::vector<Item> kids(kKids);
+  std::vector<std::uint32_t> idx(kKids);
+  std::uint32_t il;
+  ASSERT_TRUE(q.push_back(&live, false, &il));
+  for (int i = 0; i < kKids; ++i) {
+    ASSERT_TRUE(q.push_back(&kids[i], true, &idx[i]));
+  }
+  for (int i = 0; i < kKids; ++i) {
+    ASSERT_TRUE(q.try_claim(idx[i], &kids[i]));
+    q.reclaim_tail_holes();
+    EXPECT_EQ(q.len(), i < kKids - 1 ? kKids + 1u : 1u) << "after claiming child " << i;
+  }
+  EXPECT_EQ(q.tail_index(), il + 1) << "tail back right above the live entry";
+  // With nothing live below, the holes go down to the head, and the last
+  // one (the head itself) is consumed like a pop.
+  EXPECT_EQ(q.pop_front(), &live);
+  for (int i = 0; i < kKids; ++i) {
+    ASSERT_TRUE(q.push_back(&kids[i], true, &idx[i]));
+  }
+  for (int i = 0; i < kKids; ++i) {
+    ASSERT_TRUE(q.try_claim(idx[i], &kids[i]));
+  }
+  q.reclaim_tail_holes();
+  EXPECT_TRUE(q.empty());
+  EXPECT_TRUE(q.head_within_tail());
+  EXPECT_EQ(q.pop_front(), nullptr);
+}
+
 TEST(RunQueue, StealTakesTheOlderHalf) {
   Q src, dst;
   std::vector<Item> items(5);
