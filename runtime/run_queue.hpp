@@ -150,6 +150,15 @@ class RunQueue {
   std::uint32_t steal_into(Push&& push, std::uint32_t max_batch) noexcept {
     std::uint64_t h;
     std::uint32_t real, n;
+    // A read-only look first: an idle worker probes victims with empty
+    // rings over and over, and announcing itself below writes the line the
+    // owner's head lives in. Only a hint; the checks after announcing
+    // decide. Relaxed: nothing is read on the strength of these values.
+    h = head_.load(std::memory_order_relaxed);
+    if (steal_part(h) != real_part(h) ||
+        tail_.load(std::memory_order_relaxed) == real_part(h)) {
+      return 0;
+    }
     // INV-Q4: announced before our first read of tail, withdrawn once our
     // claim is made or abandoned. seq_cst: the StoreLoad pairing with
     // reclaim_tail_holes(), which backs off while it sees us.
