@@ -137,14 +137,24 @@ struct ThreadCache {
   }
 };
 
+// The cache itself has a destructor (it flushes into the depot at thread
+// exit), so every access to it goes through the compiler's lazy-init guard.
+// The hot path reads a plain pointer instead, which is a single %fs load;
+// the guarded object is touched once per thread.
 thread_local ThreadCache t_cache;
+constinit thread_local ThreadCache* t_cache_ptr = nullptr;
+
+__attribute__((noinline)) ThreadCache* first_cache() noexcept {
+  t_cache_ptr = &t_cache;
+  return t_cache_ptr;
+}
 
 // Not inlined, and with a compiler barrier: see DESIGN.md on thread-locals
 // and fibers that migrate.
 __attribute__((noinline)) ThreadCache* cache() noexcept {
-  ThreadCache* c = &t_cache;
+  ThreadCache* c = t_cache_ptr;
   asm volatile("" ::: "memory");
-  return c;
+  return c != nullptr ? c : first_cache();
 }
 
 constexpr bool kBypass = SPINDLE_ASAN_ENABLED || SPINDLE_TSAN_ENABLED;
