@@ -44,10 +44,16 @@ TaskCore* current_task_core() noexcept {
   return f != nullptr ? f->current : nullptr;
 }
 
-TaskCore* current_task_or_throw(const char* what) {
+[[noreturn]] __attribute__((noinline, cold)) void throw_outside_task(const char* what) {
+  throw InvalidStateError(std::string(what) + " called outside a spindle task");
+}
+
+// Small enough to inline into yield() and sleep(): the message is built
+// out of line, only when it is thrown.
+inline TaskCore* current_task_or_throw(const char* what) {
   TaskCore* t = current_task_core();
   if (t == nullptr) {
-    throw InvalidStateError(std::string(what) + " called outside a spindle task");
+    throw_outside_task(what);
   }
   return t;
 }

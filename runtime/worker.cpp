@@ -525,6 +525,12 @@ Fiber* Worker::fiber_for(TaskCore* t) {
   if (Fiber* f = A::fiber(t)) {
     return f;  // a suspended task resumes on its own fiber
   }
+  return fresh_fiber_for(t);
+}
+
+// Apart from fiber_for, so that the resume path (every yield and wakeup)
+// stays a load and a branch: this part sets up an exception frame.
+__attribute__((noinline)) Fiber* Worker::fresh_fiber_for(TaskCore* t) {
   Fiber* f = nullptr;
   try {
     f = fiber_cache_.pop(sched_.fiber_pool(), sched_.stacks(), &Worker::fiber_main);

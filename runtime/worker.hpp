@@ -138,6 +138,7 @@ class Worker {
   void run_post_action();
   void switch_away(Fiber* self, TaskCore* next);
   Fiber* fiber_for(TaskCore* t);
+  Fiber* fresh_fiber_for(TaskCore* t);
   void run_root(Fiber* f, TaskCore* t);
   void push_overflow(TaskCore* t);
   void ring_push(TaskCore* t);
