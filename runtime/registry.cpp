@@ -16,7 +16,7 @@ void Registry::add(TaskCore* t, unsigned shard) {
   // below nshards_: no modulo on the spawn path (a divide was a quarter of
   // this function's cost in skynet).
   SPINDLE_ASSERT(shard < nshards_, "registry: shard index out of range");
-  A::registry_shard(t) = shard;
+  A::registry_shard(t) = static_cast<std::uint16_t>(shard);
   Shard& s = shards_[shard];
   SpinGuard g(s.lock);
   __atomic_store_n(&s.count, s.count + 1, __ATOMIC_RELAXED);  // see live()

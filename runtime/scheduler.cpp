@@ -76,6 +76,7 @@
 #include <fstream>
 #include <ostream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -123,16 +124,27 @@ unsigned default_worker_count() {
   return n;
 }
 
+unsigned Scheduler::worker_count(const Options& options) {
+  unsigned n = options.workers != 0 ? options.workers : default_worker_count();
+  // A task records its registry shard (a worker index, or one past the
+  // last for spawns from outside) in 16 bits (task_core.hpp).
+  if (n > kMaxWorkers) {
+    throw std::invalid_argument("spindle: Options::workers is " + std::to_string(n) +
+                                "; at most " + std::to_string(kMaxWorkers) + " are supported");
+  }
+  return n;
+}
+
 Scheduler::Scheduler(const Options& options)
     : options_(options),
       stacks_(options.stack_size, options.guard_pages),
       // Spare fibers kept when idle. Under TSan every fiber counts against
       // its 8,128-thread limit, so keep fewer there.
       fiber_pool_(stacks_, SPINDLE_TSAN_ENABLED ? 256 : 4096),
-      idle_(options.workers != 0 ? options.workers : default_worker_count()),
-      registry_((options.workers != 0 ? options.workers : default_worker_count()) + 1),
+      idle_(worker_count(options)),
+      registry_(worker_count(options) + 1),
       blocking_pool_(options.blocking_threads) {
-  unsigned n = options.workers != 0 ? options.workers : default_worker_count();
+  unsigned n = worker_count(options);
   options_.workers = n;
   workers_.reserve(n);
   for (unsigned i = 0; i < n; ++i) {

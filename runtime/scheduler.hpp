@@ -107,6 +107,9 @@ class Scheduler {
   // Workers take task ids in blocks so spawning does not contend on one
   // counter; ids are unique, increasing per spawning worker.
   static constexpr std::uint64_t kIdBlock = 1024;
+  static constexpr unsigned kMaxWorkers = 65534;
+  // Options::workers resolved (0: one per usable CPU) and checked.
+  static unsigned worker_count(const Options& options);
   std::uint64_t next_external_id_block() noexcept;
   Monitor& monitor() noexcept { return *monitor_; }
 

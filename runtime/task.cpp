@@ -63,7 +63,11 @@ bool TaskCore::request_cancel(std::string msg) {
     if (done()) {
       return false;
     }
-    ++num_cancels_;
+    // A count of pending requests, 16 bits wide: a task that collects
+    // 65,535 requests without uncancel() stays at that count.
+    if (num_cancels_ != UINT16_MAX) {
+      ++num_cancels_;
+    }
   }
   FutureCore* tried = nullptr;
   for (;;) {

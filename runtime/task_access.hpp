@@ -17,7 +17,7 @@ struct TaskAccess {
   static TaskCore*& overflow_next(TaskCore* t) { return t->overflow_next_; }
   static TaskCore*& registry_prev(TaskCore* t) { return t->registry_prev_; }
   static TaskCore*& registry_next(TaskCore* t) { return t->registry_next_; }
-  static std::uint32_t& registry_shard(TaskCore* t) { return t->registry_shard_; }
+  static std::uint16_t& registry_shard(TaskCore* t) { return t->registry_shard_; }
   static SpinLock& lock(TaskCore* t) { return t->task_lock_; }
   static std::atomic<bool>& must_cancel(TaskCore* t) { return t->must_cancel_; }
   // The fast-path check outside task_lock_ (acquire: pairs with the release
@@ -26,7 +26,7 @@ struct TaskAccess {
     return t->must_cancel_.load(std::memory_order_acquire);
   }
   static bool& internal(TaskCore* t) { return t->internal_; }
-  static std::uint32_t& num_cancels(TaskCore* t) { return t->num_cancels_; }
+  static std::uint16_t& num_cancels(TaskCore* t) { return t->num_cancels_; }
   // Under task_lock_. Empty when the task was never cancelled with one.
   static const std::string& cancel_message(TaskCore* t) {
     return t->notes_ ? t->notes_->cancel_message : empty_string();

@@ -551,6 +551,23 @@ TEST(RuntimeOptions, ExplicitWorkerCounts) {
   EXPECT_LE(def.workers(), std::max(1u, std::thread::hardware_concurrency()));
 }
 
+TEST(RuntimeOptions, TooManyWorkersIsRefusedWithAMessage) {
+  try {
+    spindle::Runtime rt(spindle::Options{.workers = 70'000});
+    FAIL() << "a runtime with 70,000 workers was created";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("at most 65534"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TaskLayout, AnUnnamedTaskWithAnEmptyCallableFitsTheSmallerPoolClass) {
+  // Not a speed assertion: a layout guard. The pool serves 192- and 256-byte
+  // classes; a field added to TaskCore that pushes an empty task past 192
+  // bytes makes every million-task workload zero a third more memory.
+  auto empty = [] {};
+  EXPECT_LE(sizeof(spindle::detail::TaskImpl<void, decltype(empty)>), 192u);
+}
+
 TEST(RuntimeOptions, SmallStackSizeIsHonoured) {
   spindle::Runtime rt(spindle::Options{.workers = 1, .stack_size = 32 * 1024});
   EXPECT_GE(rt.stats().stack_size, 16u * 1024);

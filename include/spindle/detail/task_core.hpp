@@ -68,7 +68,12 @@ class TaskCore : public FutureCore {
   // all_tasks() registry links, guarded by the registry shard's lock.
   TaskCore* registry_prev_ = nullptr;
   TaskCore* registry_next_ = nullptr;
-  std::uint32_t registry_shard_ = 0;
+  // The small fields share one 8-byte word, which keeps a task with an
+  // empty callable at 192 bytes (a pool class of its own, not 256): a
+  // million live tasks zero a quarter less fresh memory.
+  std::uint16_t registry_shard_ = 0;  // a worker index; Scheduler caps workers
+  // cancelling(): requests not uncancel()ed; saturates (task.cpp).
+  std::uint16_t num_cancels_ = 0;
 
   // Guarded by task_lock_ (runtime/task.cpp documents the protocol).
   mutable SpinLock task_lock_;
@@ -79,7 +84,6 @@ class TaskCore : public FutureCore {
   // and not cancelled when block_on ends — queued callbacks still run, as
   // asyncio.run lets them. Set before spawning, then read-only.
   bool internal_ = false;
-  std::uint32_t num_cancels_ = 0;
   // The strings few tasks have: a given name and a cancel message. Kept out
   // of line so that an unnamed, uncancelled task (nearly all of them) is
   // 56 bytes smaller: a million live tasks touch that much less memory.
