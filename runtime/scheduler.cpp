@@ -124,28 +124,31 @@ unsigned default_worker_count() {
   return n;
 }
 
-unsigned Scheduler::worker_count(const Options& options) {
-  unsigned n = options.workers != 0 ? options.workers : default_worker_count();
+Options Scheduler::with_worker_count(Options options) {
+  // Resolved once: the idle accounting, the registry and the workers must
+  // agree even if the CPU affinity changes while we start.
+  if (options.workers == 0) {
+    options.workers = default_worker_count();
+  }
   // A task records its registry shard (a worker index, or one past the
   // last for spawns from outside) in 16 bits (task_core.hpp).
-  if (n > kMaxWorkers) {
-    throw std::invalid_argument("spindle: Options::workers is " + std::to_string(n) +
+  if (options.workers > kMaxWorkers) {
+    throw std::invalid_argument("spindle: Options::workers is " + std::to_string(options.workers) +
                                 "; at most " + std::to_string(kMaxWorkers) + " are supported");
   }
-  return n;
+  return options;
 }
 
 Scheduler::Scheduler(const Options& options)
-    : options_(options),
+    : options_(with_worker_count(options)),
       stacks_(options.stack_size, options.guard_pages),
       // Spare fibers kept when idle. Under TSan every fiber counts against
       // its 8,128-thread limit, so keep fewer there.
       fiber_pool_(stacks_, SPINDLE_TSAN_ENABLED ? 256 : 4096),
-      idle_(worker_count(options)),
-      registry_(worker_count(options) + 1),
+      idle_(options_.workers),
+      registry_(options_.workers + 1),
       blocking_pool_(options.blocking_threads) {
-  unsigned n = worker_count(options);
-  options_.workers = n;
+  const unsigned n = options_.workers;
   workers_.reserve(n);
   for (unsigned i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<Worker>(*this, i));

@@ -108,8 +108,8 @@ class Scheduler {
   // counter; ids are unique, increasing per spawning worker.
   static constexpr std::uint64_t kIdBlock = 1024;
   static constexpr unsigned kMaxWorkers = 65534;
-  // Options::workers resolved (0: one per usable CPU) and checked.
-  static unsigned worker_count(const Options& options);
+  // `options` with workers resolved (0: one per usable CPU) and checked.
+  static Options with_worker_count(Options options);
   std::uint64_t next_external_id_block() noexcept;
   Monitor& monitor() noexcept { return *monitor_; }
 
