@@ -32,12 +32,18 @@ struct Fiber {
   TaskCore* start = nullptr;    // set by whoever hands the fiber a new task
   Fiber* next_free = nullptr;
 
-  // Overflow check for stacks without a guard page (stack.hpp): the lowest
-  // word is never written by a task that stays within its stack. Reading an
-  // untouched page maps the kernel's shared zero page, so the check costs no
-  // resident memory, unlike writing a canary value would.
-  bool bottom_untouched() const noexcept {
-    return *reinterpret_cast<const volatile std::uint64_t*>(stack.lo) == 0;
+  // Overflow check for stacks without a guard page (stack.hpp, slot
+  // layout): the canary line just below the stack is never written by a
+  // task that stays within its stack. It lies on the top page of the slot
+  // below, which that slot's fiber has already made resident, so the check
+  // neither faults nor costs memory (writing a canary value would).
+  bool canary_untouched() const noexcept {
+    const auto* line = reinterpret_cast<const volatile std::uint64_t*>(stack.lo - kCanaryBytes);
+    std::uint64_t bits = 0;
+    for (std::size_t i = 0; i < kCanaryBytes / sizeof(std::uint64_t); ++i) {
+      bits |= line[i];
+    }
+    return bits == 0;
   }
   std::size_t usable_size() const noexcept {
     return static_cast<std::size_t>(reinterpret_cast<const char*>(this) - stack.lo);

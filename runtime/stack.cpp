@@ -70,7 +70,7 @@ StackAllocator::~StackAllocator() {
     // at these addresses (another Runtime's stacks) must start clean.
     __asan_unpoison_memory_region(chunks_[i].base, chunks_[i].slots * slot_size_);
 #endif
-    ::munmap(chunks_[i].base, chunks_[i].slots * slot_size_);
+    ::munmap(chunks_[i].base - page_size(), page_size() + chunks_[i].slots * slot_size_);
   }
   ::operator delete(chunks_);
 }
@@ -82,12 +82,13 @@ void StackAllocator::add_chunk() {
   if (chunk_count_ == kMaxChunks) {
     throw std::bad_alloc();
   }
-  void* p = ::mmap(nullptr, slots * slot_size_, PROT_READ | PROT_WRITE,
+  // The front page holds slot 0's canary line (stack.hpp, slot layout).
+  void* p = ::mmap(nullptr, page_size() + slots * slot_size_, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     throw std::system_error(errno, std::generic_category(), "spindle: mmap of task stacks");
   }
-  chunks_[chunk_count_] = Chunk{static_cast<char*>(p), slots};
+  chunks_[chunk_count_] = Chunk{static_cast<char*>(p) + page_size(), slots};
   ++chunk_count_;
   // release: the signal handler reads chunks_[0..published) after an acquire.
   __atomic_store_n(&published_chunks_, chunk_count_, __ATOMIC_RELEASE);
@@ -107,14 +108,13 @@ StackRegion StackAllocator::allocate() {
   }
   char* slot = chunks_[chunk_count_ - 1].base + next_slot_ * slot_size_;
   ++next_slot_;
-  StackRegion r{slot + page_size(), stack_size_, false};
   if (guard_pages_ && guarded_count_ < guard_budget_) {
     if (::mprotect(slot, page_size(), PROT_NONE) == 0) {
-      r.guarded = true;
       ++guarded_count_;
+      return StackRegion{slot + page_size(), stack_size_ - kCanaryBytes, true};
     }
   }
-  return r;
+  return StackRegion{slot, slot_size_ - kCanaryBytes, false};
 }
 
 void StackAllocator::release(std::vector<StackRegion>& stacks) {
@@ -125,12 +125,14 @@ void StackAllocator::release(std::vector<StackRegion>& stacks) {
             [](const StackRegion& a, const StackRegion& b) { return a.lo < b.lo; });
   // Adjacent unguarded stacks form one range; a guarded stack's guard page
   // is left alone (MADV_DONTNEED on PROT_NONE memory is harmless anyway).
+  // The kernel rounds each range up to whole pages, so it takes the slot's
+  // canary line too, which was zero unless the slot above overflowed.
   std::size_t i = 0;
   while (i < stacks.size()) {
     char* lo = stacks[i].lo;
     char* hi = stacks[i].lo + stacks[i].size;
     std::size_t j = i + 1;
-    while (j < stacks.size() && stacks[j].lo == hi + page_size() && !stacks[j].guarded) {
+    while (j < stacks.size() && stacks[j].lo == hi + kCanaryBytes && !stacks[j].guarded) {
       hi = stacks[j].lo + stacks[j].size;
       ++j;
     }
@@ -159,7 +161,7 @@ bool StackAllocator::find_guard_hit(const void* addr, StackRegion* out) const no
     // A hit in the guard page, or just below a stack's lowest word when the
     // faulting frame jumped over it.
     if (off < page_size()) {
-      *out = StackRegion{slot + page_size(), stack_size_, true};
+      *out = StackRegion{slot + page_size(), stack_size_ - kCanaryBytes, true};
       return true;
     }
     return false;

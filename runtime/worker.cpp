@@ -578,7 +578,7 @@ void Worker::run_root(Fiber* f, TaskCore* t) {
 void Worker::suspend(PostAction action) {
   Fiber* self = current_fiber_;
   SPINDLE_ASSERT(self != nullptr, "suspend() outside a task");
-  if (!self->stack.guarded && !self->bottom_untouched()) {
+  if (!self->stack.guarded && !self->canary_untouched()) {
     OverflowGuard::report_overflow(self->current, self->usable_size());
   }
   // Once switched away the task may resume and finish elsewhere: it stops

@@ -53,7 +53,7 @@ struct Stats {
   std::size_t live_tasks = 0;
   std::size_t fibers_pooled = 0;       // spare fibers kept for reuse
   std::size_t guarded_stack_budget = 0;  // stacks that get a guard page
-  std::size_t stack_size = 0;          // usable bytes per task stack
+  std::size_t stack_size = 0;          // bytes per task stack, rounded up to pages
 };
 
 namespace detail {

@@ -215,8 +215,8 @@ TEST(HazardsDeathTest, GuardedStackOverflowNamesTheTask) {
       "stack overflow in task 'deep-recursion' \\(id [0-9]+\\): its stack is [0-9]+ bytes");
 }
 
-// Without guard pages, the canary at the stack's lowest word catches an
-// overflow at the next switch.
+// Without guard pages, the canary line below the stack (stack.hpp, slot
+// layout) catches an overflow at the next switch.
 TEST(HazardsDeathTest, UnguardedOverflowIsCaughtByCanary) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(
@@ -226,10 +226,11 @@ TEST(HazardsDeathTest, UnguardedOverflowIsCaughtByCanary) {
         rt.block_on([] {
           auto t = spindle::spawn(
               [] {
-                // Write a little past the bottom (into the slot's spare
-                // page), then suspend.
-                volatile char* big = static_cast<char*>(__builtin_alloca(66 * 1024));
-                for (int i = 0; i < 66 * 1024; i += 8) {
+                // An unguarded 64 KiB stack has the guard page's room too
+                // (68 KiB less the canary line): write ~2 KiB past its
+                // bottom, through the canary line, then suspend.
+                volatile char* big = static_cast<char*>(__builtin_alloca(70 * 1024));
+                for (int i = 0; i < 70 * 1024; i += 8) {
                   big[i] = 1;
                 }
                 spindle::yield();
