@@ -322,7 +322,6 @@ class AsCompleted {
   // The next future to finish; InvalidStateError once all were handed out.
   Future<T> next() {
     Future<T> f = std::move(current());
-    current_.reset();
     ++taken_;
     return f;
   }
@@ -331,24 +330,25 @@ class AsCompleted {
 
  private:
   Future<T>& current() {
-    if (!current_) {
+    if (!current_.valid()) {
       if (taken_ == total_) {
         throw InvalidStateError("as_completed: every future was already handed out");
       }
-      current_.emplace(Future<T>::adopt(detail::as_completed_next(*state_)));
+      current_ = Future<T>::adopt(detail::as_completed_next(*state_));
     }
-    return *current_;
+    return current_;
   }
   void advance() {
-    current();
-    current_.reset();
+    current() = Future<T>::adopt(nullptr);
     ++taken_;
   }
 
   std::shared_ptr<detail::AsCompletedState> state_;
   std::size_t total_ = 0;
   std::size_t taken_ = 0;
-  std::optional<Future<T>> current_;
+  // The future the iterator points at, fetched on demand; an empty handle
+  // (valid() false) until then and after each step.
+  Future<T> current_ = Future<T>::adopt(nullptr);
 };
 
 // asyncio.as_completed(fs, timeout): the futures in the order they finish.
