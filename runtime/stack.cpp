@@ -142,6 +142,12 @@ void StackAllocator::release(std::vector<StackRegion>& stacks) {
 #endif
     i = j;
   }
+  // allocate() takes from the back: highest address first in, so the
+  // lowest comes out first. A reused stack's canary line then sits on the
+  // top page of a slot that was handed out just before it and is resident
+  // again; handed out downwards, each check would map the zero page there,
+  // and the slot's next write would have to replace it.
+  std::reverse(stacks.begin(), stacks.end());
   std::lock_guard<std::mutex> lock(mu_);
   free_.insert(free_.end(), stacks.begin(), stacks.end());
   stacks.clear();
