@@ -445,10 +445,24 @@ def run_cell(runtimes, workload, workers, args, run, runs_out, log):
             if name not in skip:
                 one(name, path, "warmup", None)
     for r in range(args.runs):
-        k = r % len(runtimes)
-        for name, path in runtimes[k:] + runtimes[:k]:
+        for name, path in round_order(runtimes, r):
             if name not in skip:
                 one(name, path, "measure", r)
+
+
+def round_order(runtimes, r):
+    """The order of round r. A run's time depends on the process just before
+    it: memory that process freed a moment ago is cheap to fault in again,
+    memory the VM handed back to its host seconds ago is dear (spindle's
+    spawn_join measured 82-126 ns/task right after Go's, 330-590 right after
+    oneTBB's). A fixed cyclic order, even with a rotating start, gives every
+    runtime the same predecessor in every round. So each round starts at
+    another runtime and steps through the list by another stride coprime
+    with its length: over the strides, each runtime follows every other."""
+    k = len(runtimes)
+    strides = [s for s in range(1, k) if math.gcd(s, k) == 1] or [1]
+    stride = strides[r % len(strides)]
+    return [runtimes[(r + i * stride) % k] for i in range(k)]
 
 
 def order_keys(rec):
@@ -830,7 +844,8 @@ def render_markdown(meta, summary, names, baseline, not_built):
              f"- **Machine:** {footer_line(meta)[len('machine: '):]}",
              f"- **Method:** {cfg['warmup']} quick-sized warm-up + {cfg['runs']} interleaved "
              f"rounds per cell, "
-             f"rotating start order; median (min–max) of the runs"
+             f"each round in another order (start and stride vary, so every runtime "
+             f"follows every other); median (min–max) of the runs"
              + ("; `--quick` sizes" if cfg["quick"] else ""),
              f"- **Ratio:** peer / {baseline} of the medians, lower is better for every "
              f"workload, so ×5.2 means {baseline} is 5.2× faster",
