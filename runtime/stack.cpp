@@ -142,12 +142,15 @@ void StackAllocator::release(std::vector<StackRegion>& stacks) {
 #endif
     i = j;
   }
-  // allocate() takes from the back: highest address first in, so the
-  // lowest comes out first. A reused stack's canary line then sits on the
-  // top page of a slot that was handed out just before it and is resident
-  // again; handed out downwards, each check would map the zero page there,
-  // and the slot's next write would have to replace it.
-  std::reverse(stacks.begin(), stacks.end());
+  // allocate() takes from the back. Guarded stacks go there, so a program
+  // that stays under the guard budget runs on them again (stack.hpp). The
+  // unguarded ones come out lowest address first: a reused stack's canary
+  // line then sits on the top page of a slot handed out just before it and
+  // resident again; handed out downwards, each check would map the zero
+  // page there, and that slot's next write would have to replace it.
+  std::sort(stacks.begin(), stacks.end(), [](const StackRegion& a, const StackRegion& b) {
+    return a.guarded != b.guarded ? b.guarded : a.lo > b.lo;
+  });
   std::lock_guard<std::mutex> lock(mu_);
   free_.insert(free_.end(), stacks.begin(), stacks.end());
   stacks.clear();

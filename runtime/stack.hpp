@@ -8,8 +8,9 @@
 // stacks are guarded until they would use half of the map count left at
 // startup (about 15,000 stacks on a default kernel); stacks beyond that
 // budget come unguarded from the same kind of chunk, where a whole chunk is
-// one mapping. Pooled stacks are reused newest-first, so a program with fewer
-// than ~15,000 tasks suspended at once always runs on guarded stacks.
+// one mapping. Spare fibers are reused newest-first and released stacks
+// guarded ones first, so a program with fewer than ~15,000 tasks suspended
+// at once always runs on guarded stacks.
 // Unguarded stacks are checked at every switch away from the fiber: the
 // cache line just below the stack must still be untouched (zero, as the
 // kernel gave it), so an overflow is reported (late, but by name) instead of

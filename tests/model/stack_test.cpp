@@ -1,9 +1,9 @@
 // The stack allocator's slot layout (runtime/stack.hpp): every stack ends one
 // canary line below the next slot, an unguarded stack's canary line is the
 // top line of the slot below it, releasing a stack never touches a
-// neighbour's pages, and released stacks are handed out again lowest
-// address first (so a reused stack's canary sits on a page its lower
-// neighbour has already made resident).
+// neighbour's pages, and released stacks are handed out again guarded ones
+// first, then lowest address first (so a reused stack's canary sits on a
+// page its lower neighbour has already made resident).
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -92,6 +92,24 @@ TEST(StackLayout, ReleasedStacksComeBackLowestAddressFirst) {
     EXPECT_EQ(r.lo, rs[static_cast<std::size_t>(i)].lo) << "reuse #" << i;
     EXPECT_EQ(r.size, rs[static_cast<std::size_t>(i)].size);
   }
+}
+
+TEST(StackLayout, ReleasedGuardedStacksComeBackFirst) {
+  StackAllocator stacks(kStack, /*guard_pages=*/true);
+  const std::size_t budget = stacks.guard_budget();
+  ASSERT_GT(budget, 0u);
+  std::vector<StackRegion> rs;
+  for (std::size_t i = 0; i < budget + 4; ++i) {
+    rs.push_back(stacks.allocate());
+  }
+  ASSERT_TRUE(rs.front().guarded);
+  ASSERT_FALSE(rs.back().guarded);
+  std::vector<StackRegion> released = rs;
+  stacks.release(released);
+  for (std::size_t i = 0; i < budget; ++i) {
+    ASSERT_TRUE(stacks.allocate().guarded) << "reuse #" << i << " of " << budget;
+  }
+  EXPECT_FALSE(stacks.allocate().guarded);
 }
 
 }  // namespace
