@@ -8,6 +8,7 @@
 #include <new>
 #include <vector>
 
+#include "fault.hpp"
 #include "sanitizers.hpp"
 
 namespace spindle::detail {
@@ -162,6 +163,9 @@ constexpr bool kBypass = SPINDLE_ASAN_ENABLED || SPINDLE_TSAN_ENABLED;
 }  // namespace
 
 void* pool_alloc(std::size_t size) {
+  if (fault::should_fail(fault::Site::kAlloc)) {
+    throw std::bad_alloc();
+  }
   if (kBypass || size > kMaxPooled || size == 0) {
     return ::operator new(size);
   }

@@ -2,6 +2,11 @@
 
 #include <pthread.h>
 
+#include <system_error>
+
+#include "fault.hpp"
+#include "perturb.hpp"
+
 namespace spindle::detail {
 
 BlockingPool::BlockingPool(std::size_t max_threads, std::chrono::milliseconds idle_timeout)
@@ -15,15 +20,33 @@ bool BlockingPool::submit(Job job) {
     return false;
   }
   jobs_.push_back(std::move(job));
-  if (idle_ > 0) {
+  // INV-B1: an idle thread is free only if no queued job is already
+  // promised to it. A notified thread stays counted in idle_ until it
+  // runs, so two quick submits must not both count on the same one.
+  if (jobs_.size() <= idle_) {
     cv_.notify_one();
     return true;
   }
   if (threads_ < max_threads_) {
-    ++threads_;
-    // Detached, counted by threads_: shutdown() waits for the count to reach
-    // zero, and a leaving thread's last touch of the pool is unlocking mu_.
-    std::thread([this] { thread_main(); }).detach();
+    try {
+      // Detached, counted by threads_: shutdown() waits for the count to
+      // reach zero, and a leaving thread's last touch of the pool is
+      // unlocking mu_. Counted only once it exists.
+      if (fault::should_fail(fault::Site::kThread)) {
+        throw std::system_error(EAGAIN, std::generic_category(),
+                                "spindle: cannot start a blocking-pool thread");
+      }
+      std::thread([this] { thread_main(); }).detach();
+      ++threads_;
+    } catch (...) {
+      if (threads_ == 0) {
+        // Nobody would ever run it: hand it back with the error.
+        jobs_.pop_back();
+        throw;
+      }
+      // A running thread takes it when it is free: the job waits, as it
+      // would behind a full pool.
+    }
   }
   return true;
 }
@@ -35,6 +58,13 @@ void BlockingPool::thread_main() {
     while (jobs_.empty() && !stopping_) {
       ++idle_;
       bool woke = cv_.wait_for(lock, idle_timeout_, [&] { return !jobs_.empty() || stopping_; });
+      if (woke) {
+        // Woken and still counted idle, not yet holding a job: the window
+        // INV-B1 is about.
+        lock.unlock();
+        SPINDLE_PERTURB(kBlockingWoken);
+        lock.lock();
+      }
       --idle_;
       if (!woke) {
         --threads_;  // idle too long: shrink

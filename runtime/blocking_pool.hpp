@@ -7,6 +7,13 @@
 // cancelled before a thread picked it up is dropped without running.
 //
 // Thread-safety: everything under mu_.
+//
+//   INV-B1  a job waits in jobs_ only while every one of threads_ is busy
+//           or promised a queued job: submit() wakes an idle thread only
+//           if the queue holds no more jobs than idle threads, else it
+//           starts a thread (up to max_threads_).
+//   INV-B2  threads_ counts threads that exist: a thread that cannot be
+//           created is never counted, so shutdown() cannot wait for it.
 #pragma once
 
 #include <chrono>
@@ -33,7 +40,9 @@ class BlockingPool {
   // itself if its future was cancelled meanwhile), or job(true) if the pool
   // shuts down first (it cancels its future).
   using Job = std::function<void(bool drop)>;
-  // False if the pool is shut down (the job is not taken).
+  // False if the pool is shut down (the job is not taken). Throws
+  // std::system_error (and does not take the job) if no thread exists and
+  // none can be created.
   bool submit(Job job);
   // Drops queued jobs, waits for running ones and for every thread to
   // leave. Idempotent.

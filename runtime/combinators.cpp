@@ -373,7 +373,7 @@ std::shared_ptr<AsCompletedState> as_completed_start(FutureCore* const* fs, std:
                                                      std::optional<Duration> timeout) {
   std::optional<TimePoint> deadline;
   if (timeout) {
-    deadline = Clock::now() + *timeout;
+    deadline = detail::deadline_after(*timeout);
   }
   auto state = std::make_shared<AsCompletedState>(deadline);
   std::weak_ptr<AsCompletedState> weak = state;

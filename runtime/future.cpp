@@ -2,6 +2,8 @@
 // The protocol (INV-F1..F3) is documented in future_core.hpp.
 #include <spindle/detail/future_core.hpp>
 
+#include <sched.h>
+
 #include <cstdio>
 #include <memory>
 #include <sstream>
@@ -10,9 +12,11 @@
 #include <spindle/errors.hpp>
 
 #include "alloc.hpp"
+#include "atomic.hpp"
 #include "debug.hpp"
 #include "globals.hpp"
 #include "parker.hpp"
+#include "perturb.hpp"
 #include "task_access.hpp"
 #include "waiter.hpp"
 
@@ -70,11 +74,37 @@ void FutureCore::report_unretrieved() noexcept {
 }
 
 bool FutureCore::claim_completion() noexcept {
-  Status expected = Status::kPending;
-  // acq_rel: INV-F1, one winner; the winner's later value writes are
-  // published by publish()'s release store.
-  return status_.compare_exchange_strong(expected, Status::kCompleting,
-                                         std::memory_order_acq_rel, std::memory_order_acquire);
+  for (unsigned spins = 0;; ++spins) {
+    Status expected = Status::kPending;
+    // acq_rel: INV-F1, one winner; the winner's later value writes are
+    // published by publish()'s release store. The acquire on failure pairs
+    // with publish()/abandon_claim(), so a loser that sees a final status
+    // also sees the outcome.
+    if (status_.compare_exchange_strong(expected, Status::kCompleting, std::memory_order_acq_rel,
+                                        std::memory_order_acquire)) {
+      SPINDLE_PERTURB(kClaimWon);
+      return true;
+    }
+    if (expected != Status::kCompleting) {
+      return false;  // done for good
+    }
+    // INV-F4: another claimer is writing its value (a few instructions) or
+    // may still abandon; wait it out and decide again.
+    if (spins < 64) {
+      cpu_relax();
+    } else {
+      sched_yield();
+    }
+  }
+}
+
+void FutureCore::abandon_claim() noexcept {
+  // INV-F4: nothing was published; back to pending. release: pairs with
+  // the next claimer's acquire CAS, ordering our (destroyed) partial writes
+  // before its own.
+  SPINDLE_ASSERT(status_.load(std::memory_order_relaxed) == Status::kCompleting,
+                 "abandon_claim() without a claim");
+  status_.store(Status::kPending, std::memory_order_release);
 }
 
 namespace {
@@ -205,10 +235,15 @@ bool FutureCore::cancel(std::string msg) {
   if (is_task_) {
     return static_cast<TaskCore*>(this)->request_cancel(std::move(msg));
   }
+  if (done()) {
+    return false;
+  }
+  // Made before the claim: it allocates, and may throw (INV-F4).
+  std::exception_ptr cancelled = make_cancelled(std::move(msg));
   if (!claim_completion()) {
     return false;
   }
-  error_ = make_cancelled(std::move(msg));
+  error_ = std::move(cancelled);
   publish(Status::kCancelled);
   return true;
 }
@@ -254,12 +289,26 @@ std::exception_ptr FutureCore::error_for_outcome() const {
 
 namespace {
 
-std::uint64_t add_callback(FutureCore* f, SpinLock& lock, std::uint32_t& next_id,
-                           CallbackEntry*& list, DoneCallback cb, bool run_inline) {
-  auto* e = new CallbackEntry{0, std::move(cb), run_inline, nullptr};
+// Callback ids are unique in the process and never reused (64 bits taken
+// in blocks per thread), so a stale id never removes a newer callback, on
+// this future or any other. noinline: a thread-local must not be cached
+// across a fiber switch (DESIGN.md hazards).
+__attribute__((noinline)) std::uint64_t next_callback_id() noexcept {
+  constexpr std::uint64_t kBlock = 1 << 16;
+  static std::atomic<std::uint64_t> g_next{1};
+  thread_local std::uint64_t next = 0, limit = 0;
+  if (next == limit) {
+    next = g_next.fetch_add(kBlock, std::memory_order_relaxed);  // uniqueness only
+    limit = next + kBlock;
+  }
+  return next++;
+}
+
+std::uint64_t add_callback(FutureCore* f, SpinLock& lock, CallbackEntry*& list, DoneCallback cb,
+                           bool run_inline) {
+  auto* e = new CallbackEntry{next_callback_id(), std::move(cb), run_inline, nullptr};
   {
     SpinGuard g(lock);
-    e->id = next_id++;
     if (f->status() < Status::kResult) {
       e->next = list;
       list = e;
@@ -280,11 +329,11 @@ std::uint64_t add_callback(FutureCore* f, SpinLock& lock, std::uint32_t& next_id
 }  // namespace
 
 std::uint64_t FutureCore::add_done_callback(DoneCallback cb) {
-  return add_callback(this, lock_, next_callback_id_, callbacks_, std::move(cb), false);
+  return add_callback(this, lock_, callbacks_, std::move(cb), false);
 }
 
 std::uint64_t FutureCore::add_inline_callback(DoneCallback cb) {
-  return add_callback(this, lock_, next_callback_id_, callbacks_, std::move(cb), true);
+  return add_callback(this, lock_, callbacks_, std::move(cb), true);
 }
 
 std::size_t FutureCore::remove_done_callback(std::uint64_t id) {

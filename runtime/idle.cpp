@@ -36,12 +36,19 @@ int Idle::worker_to_notify() {
 }
 
 bool Idle::transition_to_searching() {
-  std::uint64_t s = state_.load(std::memory_order_seq_cst);
-  if (2 * static_cast<unsigned>(s >> 32) >= num_workers_) {
-    return false;  // INV-I2
+  std::uint64_t s = state_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (2 * static_cast<unsigned>(s >> 32) >= num_workers_) {
+      return false;  // INV-I2
+    }
+    // seq_cst: a searcher's count is what a notifier's should_wake() reads
+    // after its push (INV-I3); the CAS makes the bound check and the
+    // increment one step (INV-I2). On failure `s` is reloaded.
+    if (state_.compare_exchange_weak(s, s + kSearchOne, std::memory_order_seq_cst,
+                                     std::memory_order_relaxed)) {
+      return true;
+    }
   }
-  state_.fetch_add(kSearchOne, std::memory_order_seq_cst);
-  return true;
 }
 
 bool Idle::transition_from_searching() {

@@ -9,8 +9,15 @@
 // Invariants
 //   INV-I1  num_unparked counts workers not in sleepers_; num_searching
 //           counts unparked workers currently looking for work to steal.
-//   INV-I2  at most half the workers search at once (a spawn storm does not
-//           wake everyone to fight over one queue).
+//   INV-I2  at most half the workers (rounded up) *start* searching on
+//           their own: transition_to_searching() admits one only by a CAS
+//           that keeps 2 * num_searching < num_workers. A worker woken by
+//           worker_to_notify() comes back counted as searching without that
+//           check, so the count may briefly exceed the bound by the number
+//           of notifies in flight (as tokio's idle.rs says of its own
+//           bound); it falls back as those workers find work or park. A
+//           spawn storm therefore does not wake everyone to fight over one
+//           queue, and a notify never waits for a searcher to leave.
 //   INV-I3  no lost wakeup: if work is pushed while every worker parks,
 //           either the pusher sees num_searching == 0 and unparks a
 //           sleeper, or the last searcher sees the work when it re-checks

@@ -2,7 +2,10 @@
 
 #include <cstdio>
 #include <string>
+#include <system_error>
 
+#include "atomic.hpp"
+#include "fault.hpp"
 #include "scheduler.hpp"
 #include "task_access.hpp"
 #include "timer.hpp"
@@ -15,7 +18,12 @@ Monitor::Monitor(Scheduler& sched, unsigned workers, std::chrono::milliseconds t
 
 Monitor::~Monitor() { stop(); }
 
-void Monitor::start() { thread_ = std::thread([this] { run(); }); }
+void Monitor::start() {
+  if (fault::should_fail(fault::Site::kThread)) {
+    throw std::system_error(EAGAIN, std::generic_category(), "spindle: cannot start the monitor");
+  }
+  thread_ = std::thread([this] { run(); });
+}
 
 void Monitor::stop() {
   {
@@ -34,9 +42,14 @@ void Monitor::set_parked(unsigned worker, bool parked) noexcept {
     parked_count_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  parked_count_.fetch_sub(1, std::memory_order_relaxed);
-  // seq_cst: pairs with the monitor's seq_cst store of deep_sleep_ followed
-  // by its re-check of parked_count_ (either it sees us or we see it).
+  parked_count_.fetch_sub(1, std::memory_order_seq_cst);
+  // INV-M1 (monitor.hpp), StoreLoad: our decrement, a full fence, then
+  // deep_sleep_; the monitor stores deep_sleep_, fences, then reads the
+  // count. The fences make it Dekker's pattern on every target (a seq_cst
+  // RMW followed by a seq_cst load of another variable is not ordered on
+  // AArch64 by the C++ model alone): either it sees us unparked, or we see
+  // it asleep and wake it.
+  full_fence();
   if (deep_sleep_.load(std::memory_order_seq_cst)) {
     std::lock_guard<std::mutex> lock(mu_);
     cv_.notify_all();
@@ -54,6 +67,7 @@ void Monitor::run() {
     if (parked_count_.load(std::memory_order_relaxed) == workers_) {
       // Everyone sleeps: so do we, until a worker unparks.
       deep_sleep_.store(true, std::memory_order_seq_cst);
+      full_fence();  // INV-M1: pairs with the fence in set_parked()
       if (parked_count_.load(std::memory_order_seq_cst) == workers_) {
         cv_.wait(lock);
       }
@@ -109,6 +123,13 @@ void Monitor::check(std::int64_t now_ms) {
   }
   if (stuck_with_work) {
     sched_.notify_work();  // fenced: wakes a sleeper if nobody searches
+  }
+  // timer.hpp INV-TK3: the safety net under INV-TK1. A timer overdue by
+  // more than kOverdue while a worker sleeps means the worker counted on
+  // to fire it went busy without handing the duty on in time: wake one.
+  const std::int64_t due = sched_.earliest_deadline();
+  if (due != TimerWheel::kNever && now_ns() - due > kOverdueNs) {
+    sched_.kick_parked_worker();
   }
 }
 

@@ -7,13 +7,21 @@
 //      it to the injection queue, where idle workers take it;
 //   3. wakes a parked worker when a stuck worker's queue holds stealable
 //      work and nobody searches (a local push skips the fenced wakeup, see
-//      Scheduler::notify_work_local, and may have missed a sleeper).
+//      Scheduler::notify_work_local, and may have missed a sleeper);
+//   4. wakes a parked worker when a timer is overdue by more than
+//      kOverdueNs (timer.hpp INV-TK3), whatever its owner is doing.
 //
 // It samples each worker's pick counter every kPeriod (or half the warning
 // threshold, if shorter); a busy worker whose counter has not moved between
 // two samples is stuck. When every worker is parked the monitor sleeps
 // without a timeout (an idle runtime uses no CPU); the first worker to
 // unpark wakes it.
+//
+//   INV-M1  the monitor never sleeps deeply while a worker is unparked:
+//           a worker decrements parked_count_, fences, then reads
+//           deep_sleep_; the monitor sets deep_sleep_, fences, then reads
+//           parked_count_ (Dekker; StoreLoad on both sides), so one of them
+//           sees the other and the monitor stays, or is woken, awake.
 #pragma once
 
 #include <atomic>
@@ -44,6 +52,7 @@ class Monitor {
 
  private:
   static constexpr std::chrono::milliseconds kPeriod{10};
+  static constexpr std::int64_t kOverdueNs = 2'000'000;
 
   struct alignas(64) Slot {
     std::atomic<bool> busy{false};

@@ -5,9 +5,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fault.hpp"
+
 namespace spindle::detail {
 
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, std::int64_t timeout_ns) {
+  if (fault::should_fail(fault::Site::kFutex)) {
+    return;  // as a spurious wakeup (EINTR): every caller re-checks
+  }
   timespec ts;
   timespec* tsp = nullptr;
   if (timeout_ns >= 0) {

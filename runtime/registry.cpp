@@ -4,6 +4,7 @@
 
 #include "atomic.hpp"
 #include "debug.hpp"
+#include "perturb.hpp"
 #include "task_access.hpp"
 
 namespace spindle::detail {
@@ -48,6 +49,7 @@ void Registry::remove(TaskCore* t) {
     }
     A::registry_prev(t) = A::registry_next(t) = nullptr;
   }
+  SPINDLE_PERTURB(kRegistryRemoved);
   // A shard that empties tells a shutdown waiting for all of them. seq_cst:
   // pairs with wait_empty_for (StoreLoad: our count store, then the waiter
   // flag; its flag store, then the counts).
@@ -70,37 +72,65 @@ std::size_t Registry::live() const noexcept {
   return n;
 }
 
+void Registry::lock_all() noexcept {
+  // In index order, the only order in which more than one shard is held.
+  for (unsigned i = 0; i < nshards_; ++i) {
+    shards_[i].lock.lock();
+  }
+}
+
+void Registry::unlock_all() noexcept {
+  for (unsigned i = nshards_; i-- > 0;) {
+    shards_[i].lock.unlock();
+  }
+}
+
 std::vector<TaskCore*> Registry::snapshot(bool include_internal) {
   std::vector<TaskCore*> out;
-  out.reserve(live());
-  for (unsigned i = 0; i < nshards_; ++i) {
-    Shard& s = shards_[i];
-    SpinGuard g(s.lock);
-    for (TaskCore* t = s.head; t != nullptr; t = TaskAccess::registry_next(t)) {
-      if (!include_internal && TaskAccess::internal(t)) {
-        continue;
-      }
-      t->ref();
-      out.push_back(t);
+  std::size_t room = live() + 64;
+  for (;;) {
+    out.reserve(room);  // never allocate (or throw) with the shards locked
+    lock_all();         // INV-R2: one instant
+    std::size_t total = 0;
+    for (unsigned i = 0; i < nshards_; ++i) {
+      total += shards_[i].count;
     }
+    if (total <= out.capacity()) {
+      for (unsigned i = 0; i < nshards_; ++i) {
+        for (TaskCore* t = shards_[i].head; t != nullptr; t = TaskAccess::registry_next(t)) {
+          if (include_internal || !TaskAccess::internal(t)) {
+            t->ref();
+            out.push_back(t);  // within capacity: no allocation
+          }
+        }
+      }
+      unlock_all();
+      return out;
+    }
+    unlock_all();
+    room = total + total / 4 + 64;  // grew meanwhile: make room and look again
   }
-  return out;
+}
+
+bool Registry::empty_consistent() {
+  lock_all();  // INV-R2
+  bool empty = true;
+  for (unsigned i = 0; i < nshards_ && empty; ++i) {
+    empty = shards_[i].count == 0;
+  }
+  unlock_all();
+  return empty;
 }
 
 bool Registry::describe_running(const std::atomic<TaskCore*>& running, std::uint64_t* id,
                                 std::string* name) {
-  // Every shard, in index order (the only place that holds more than one).
-  for (unsigned i = 0; i < nshards_; ++i) {
-    shards_[i].lock.lock();
-  }
+  lock_all();
   TaskCore* t = running.load(std::memory_order_relaxed);  // INV-R1
   if (t != nullptr) {
     *id = t->id();
     *name = t->name();  // takes the task's own lock, never a shard lock
   }
-  for (unsigned i = nshards_; i-- > 0;) {
-    shards_[i].lock.unlock();
-  }
+  unlock_all();
   return t != nullptr;
 }
 
@@ -111,7 +141,7 @@ bool Registry::wait_empty_for(std::int64_t timeout_ms) {
   empty_waiters_.fetch_add(1, std::memory_order_seq_cst);
   full_fence();
   bool empty = empty_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
-                                  [&] { return live() == 0; });
+                                  [&] { return empty_consistent(); });
   empty_waiters_.fetch_sub(1, std::memory_order_relaxed);
   return empty;
 }

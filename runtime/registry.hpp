@@ -7,6 +7,10 @@
 // INV-T4) — so a snapshot taken under a shard lock may take references to
 // every task it sees.
 //
+// INV-R2  "No task is live" is decided only with every shard locked at once
+//         (empty_consistent(); snapshot() likewise sees one instant).
+//         Once closed (Scheduler INV-S1) nothing spawns without a live
+//         spawner, so a runtime seen empty stays empty.
 // INV-R1  A worker's running task pointer (Worker::running()) is cleared by
 //         that worker before the task can leave the registry: when the task
 //         switches away (it may then finish elsewhere) and in finish_task()
@@ -46,7 +50,14 @@ class Registry {
   // slow-task warning: costs a few lock round trips, never a walk.
   bool describe_running(const std::atomic<TaskCore*>& running, std::uint64_t* id,
                         std::string* name);
+  // A racy sum of the shards' counts (statistics): shards are read at
+  // different moments, so a task moving between them can be missed.
   std::size_t live() const noexcept;
+  // INV-R2: whether no task is registered, decided with every shard locked
+  // at once, so no add or remove can fall between two shards' reads (a
+  // child added to shard 1 by a parent then leaving shard 0 would fool a
+  // shard-by-shard look). Shutdown decides "no live task" with this.
+  bool empty_consistent();
   // Blocks the calling plain thread until no task is live or the timeout
   // (ms) passes; true when empty.
   bool wait_empty_for(std::int64_t timeout_ms);
@@ -57,6 +68,9 @@ class Registry {
     TaskCore* head = nullptr;
     std::size_t count = 0;  // guarded by lock; read racily by live()
   };
+  void lock_all() noexcept;
+  void unlock_all() noexcept;
+
   std::unique_ptr<Shard[]> shards_;
   unsigned nshards_;
   std::atomic<int> empty_waiters_{0};

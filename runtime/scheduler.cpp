@@ -82,6 +82,7 @@
 
 #include "atomic.hpp"
 #include "debug.hpp"
+#include "perturb.hpp"
 #include "sanitizers.hpp"
 #include "task_access.hpp"
 #include "task_state.hpp"
@@ -191,6 +192,7 @@ void Scheduler::spawn(TaskCore* t) {
   // Not yet shared with anyone: plain stores. The queue push publishes them.
   t->word().store(initial_task_word(), std::memory_order_relaxed);
   registry_.add(t, num_workers());
+  SPINDLE_PERTURB(kSpawnRegistered);
   // Shutdown closes, then looks at the registry; we register, then look at
   // `closed` again (seq_cst StoreLoad on both sides): either shutdown sees
   // this task (and cancels and awaits it) or we see the close and back out.
@@ -211,11 +213,25 @@ void Scheduler::spawn_local(Worker* w, TaskCore* t) {
   A::sched(t) = this;
   A::id(t) = w->take_id();
   Fiber* f = w->current_fiber();
-  if (f != nullptr && f->current != nullptr) {
+  const bool from_task = f != nullptr && f->current != nullptr;
+  if (from_task) {
     A::spawner_id(t) = A::id(f->current);
   }
   t->word().store(initial_task_word(), std::memory_order_relaxed);
   registry_.add(t, w->index());
+  if (!from_task) {
+    SPINDLE_PERTURB(kSpawnRegistered);
+    // INV-S1: a spawn from the scheduler context (a call_later callback
+    // firing) has no live task holding shutdown back, so it is ordered
+    // against closed_ as an outside spawn is: we register, fence, look;
+    // shutdown closes, fences, looks at the registry.
+    full_fence();
+    if (closed_.load(std::memory_order_seq_cst)) {
+      registry_.remove(t);
+      t->unref();  // the scheduler's reference; the caller's handle frees it
+      throw InvalidStateError("spawn on a runtime that is shut down");
+    }
+  }
   w->counters().bump(w->counters().spawned);
   w->push_local(t);
   notify_work_local();
@@ -225,6 +241,7 @@ void Scheduler::wake(TaskCore* t, bool lifo) {
   if (transition_notify(t) == NotifyResult::kNothing) {
     return;  // running (its owner re-queues it) or already queued
   }
+  SPINDLE_PERTURB(kWake);
   Worker* w = Worker::current();
   if (w != nullptr && &w->scheduler() == this) {
     if (lifo) {
@@ -239,8 +256,17 @@ void Scheduler::wake(TaskCore* t, bool lifo) {
 }
 
 void Scheduler::submit_remote(TaskCore* t) {
+  // INV-S2: once `t` is in the queue a worker may run it to completion and
+  // the runtime may shut down and be freed while we still look at the idle
+  // state and the parkers. Counted first (relaxed: the count happens-before
+  // the push, which happens-before t's completion and shutdown's registry
+  // check); shutdown waits for the count to drop, and our release
+  // decrement orders every access here before it.
+  remote_in_flight_.fetch_add(1, std::memory_order_relaxed);
   inject_.push(t);
+  SPINDLE_PERTURB(kSubmitRemote);
   notify_work();
+  remote_in_flight_.fetch_sub(1, std::memory_order_release);
 }
 
 void Scheduler::notify_work() {
@@ -275,7 +301,7 @@ std::shared_ptr<CallLaterState> Scheduler::call_later(std::int64_t delay_ns,
   s->fn = std::move(fn);
   s->sched = this;
   s->domain = timer_domain_;
-  s->deadline_ns = now_ns() + std::max<std::int64_t>(0, delay_ns);
+  s->deadline_ns = deadline_after_ns(now_ns(), delay_ns);  // saturating: max means never
   s->on_fire = [](TimerEntry* e) {
     auto* st = static_cast<CallLaterState*>(e);
     std::shared_ptr<CallLaterState> keep = std::move(st->self);
@@ -283,12 +309,21 @@ std::shared_ptr<CallLaterState> Scheduler::call_later(std::int64_t delay_ns,
     // A runtime that is closing runs no more timer callbacks (as a closed
     // asyncio loop): nothing spawned now could be awaited by shutdown.
     int outcome = st->sched->closed() ? 2 : 1;
+    SPINDLE_PERTURB(kTimerCallback);
     // acq_rel: decides fire vs cancel once; pairs with TimerHandle::cancel().
     if (st->phase.compare_exchange_strong(armed, outcome, std::memory_order_acq_rel) &&
         outcome == 1) {
-      st->sched->call_soon(std::move(st->fn));
+      try {
+        st->sched->call_soon(std::move(st->fn));
+      } catch (const InvalidStateError&) {
+        // Closed since the look above (INV-S1): dropped, as a callback
+        // of a closed loop.
+      }
     }
   };
+  if (s->deadline_ns == kNeverNs) {
+    return s;  // never fires: nothing to arm (cancel() finds no wheel)
+  }
   s->self = s;
   arm_timer(s.get());
   // Shutdown stops the workers, then drains the timers; we armed, then look
@@ -308,16 +343,50 @@ std::shared_ptr<CallLaterState> Scheduler::call_later(std::int64_t delay_ns,
 
 void Scheduler::arm_timer(TimerEntry* e) {
   Worker* w = Worker::current();
+  TimerWheel* wheel;
   if (w != nullptr && &w->scheduler() == this) {
-    w->timers().insert(e);
-    return;  // this worker is awake and will compute its park timeout itself
+    wheel = &w->timers();
+  } else {
+    wheel = &workers_[remote_timer_rr_.fetch_add(1, std::memory_order_relaxed) % num_workers()]
+                 ->timers();
   }
-  unsigned i = remote_timer_rr_.fetch_add(1, std::memory_order_relaxed) % num_workers();
-  if (workers_[i]->timers().insert(e)) {
-    // A new earliest deadline: a parked worker must recompute its timeout.
-    for (unsigned s : idle_.sleepers()) {
-      workers_[s]->parker().unpark();
-      break;
+  const bool earliest = wheel->insert(e);
+  SPINDLE_PERTURB(kTimerArmed);
+  if (!earliest) {
+    return;  // not a new earliest: whoever covers the earlier one covers it (INV-TK2)
+  }
+  // INV-TK1 (timer.hpp): our wheel's new next deadline, a fence, then the
+  // parked workers' wake-up times.
+  full_fence();
+  cover_deadline(wheel->next_deadline());
+}
+
+void Scheduler::cover_deadline(std::int64_t due) {
+  // INV-TK1: the caller stored a deadline (or its own kAwake) and fenced.
+  // A parked worker that wakes by `due` covers it: it fires every overdue
+  // wheel, then parks again or, going busy, hands the duty on
+  // (Worker::find_work). Otherwise kick one that would wake too late.
+  Worker* late = nullptr;
+  for (auto& other : workers_) {
+    const std::int64_t until = other->parked_until();
+    if (until == Worker::kAwake) {
+      continue;
+    }
+    if (until <= due) {
+      return;
+    }
+    late = other.get();
+  }
+  if (late != nullptr) {
+    late->parker().unpark();  // it recomputes its timeout from every wheel
+  }
+}
+
+void Scheduler::kick_parked_worker() {
+  for (auto& w : workers_) {
+    if (w->parked_until() != Worker::kAwake) {
+      w->parker().unpark();
+      return;
     }
   }
 }
@@ -327,15 +396,17 @@ void Scheduler::arm_timer(TimerEntry* e) {
 // ---------------------------------------------------------------------------
 
 void Scheduler::cancel_all_and_wait() {
-  if (Worker::current() != nullptr) {
+  // A worker of another runtime may shut this one down: it blocks its
+  // thread meanwhile, as any blocking call in a task does.
+  if (Worker* w = Worker::current(); w != nullptr && &w->scheduler() == this) {
     throw InvalidStateError("a runtime cannot be shut down or block_on'd from its own worker");
   }
   const std::int64_t start = now_ns();
   std::int64_t next_warning = start + 5'000'000'000;
   for (;;) {
     std::vector<TaskCore*> live = registry_.snapshot();
-    if (live.empty() && registry_.live() == 0) {
-      return;
+    if (live.empty() && registry_.empty_consistent()) {
+      return;  // INV-R2: one consistent look, after closed_ (INV-S1)
     }
     for (TaskCore* t : live) {
       // A task that swallowed our earlier request (uncancel) is asked again.
@@ -367,6 +438,7 @@ void Scheduler::shutdown() {
   }
   closed_.store(true, std::memory_order_seq_cst);
   full_fence();  // pairs with the re-check in spawn() and call_later()
+  SPINDLE_PERTURB(kShutdownClosed);
   cancel_all_and_wait();
   blocking_pool_.shutdown();
   monitor_->stop();
@@ -403,6 +475,11 @@ void Scheduler::shutdown() {
   }
   for (auto& w : workers_) {
     w->drain_fibers();
+  }
+  // INV-S2: a thread that made a task runnable from outside may still be
+  // in submit_remote(), after that task (and so every task) finished.
+  while (remote_in_flight_.load(std::memory_order_acquire) != 0) {
+    std::this_thread::yield();
   }
 }
 

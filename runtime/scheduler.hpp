@@ -86,8 +86,15 @@ class Scheduler {
   }
   void call_soon(std::function<void()> fn);
   std::shared_ptr<CallLaterState> call_later(std::int64_t delay_ns, std::function<void()> fn);
-  // Arms a timer on the calling worker, or on some worker from outside.
+  // Arms a timer on the calling worker, or on some worker from outside;
+  // kicks a parked worker if no idle worker would wake in time for it
+  // (timer.hpp INV-TK1).
   void arm_timer(TimerEntry* e);
+  // After a fence (timer.hpp INV-TK1): makes sure some parked worker wakes
+  // by `due`, kicking one if none would.
+  void cover_deadline(std::int64_t due);
+  // Wakes one parked worker, if any (the monitor, for an overdue timer).
+  void kick_parked_worker();
 
   // --- lifecycle ---------------------------------------------------------
   // Cancels every live task and waits until none is left (asyncio.run's
@@ -130,6 +137,8 @@ class Scheduler {
   std::atomic<bool> stopping_{false};  // workers must exit their loops
   std::atomic<std::uint64_t> next_id_{1};
   std::atomic<unsigned> remote_timer_rr_{0};
+  // INV-S2: threads inside submit_remote(); shutdown waits for zero.
+  std::atomic<std::uint64_t> remote_in_flight_{0};
   std::shared_ptr<TimerDomain> timer_domain_ = std::make_shared<TimerDomain>();
   std::mutex handler_mu_;
   std::function<void(const TaskRef&, std::exception_ptr)> exception_handler_;

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "debug.hpp"
+#include "fault.hpp"
 #include "sanitizers.hpp"
 
 namespace spindle::detail {
@@ -83,8 +84,10 @@ void StackAllocator::add_chunk() {
     throw std::bad_alloc();
   }
   // The front page holds slot 0's canary line (stack.hpp, slot layout).
-  void* p = ::mmap(nullptr, page_size() + slots * slot_size_, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = fault::should_fail(fault::Site::kMmap)
+                ? (errno = ENOMEM, MAP_FAILED)
+                : ::mmap(nullptr, page_size() + slots * slot_size_, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     throw std::system_error(errno, std::generic_category(), "spindle: mmap of task stacks");
   }
@@ -109,7 +112,7 @@ StackRegion StackAllocator::allocate() {
   char* slot = chunks_[chunk_count_ - 1].base + next_slot_ * slot_size_;
   ++next_slot_;
   if (guard_pages_ && guarded_count_ < guard_budget_) {
-    if (::mprotect(slot, page_size(), PROT_NONE) == 0) {
+    if (!fault::should_fail(fault::Site::kMprotect) && ::mprotect(slot, page_size(), PROT_NONE) == 0) {
       ++guarded_count_;
       return StackRegion{slot + page_size(), stack_size_ - kCanaryBytes, true};
     }

@@ -471,13 +471,16 @@ void Condition::wait() {
     notified = revoke(waiters_, node);
     err = std::current_exception();
   }
-  // Re-acquire before returning or throwing, whatever happens (asyncio).
+  // Re-acquire before returning or throwing, whatever happens (asyncio):
+  // a cancellation, or an allocation that failed while queueing for the
+  // lock, is kept and the lock tried again, so the caller always holds it.
+  // The most recent error wins, as in asyncio.
   for (;;) {
     try {
       mu_->lock();
       break;
-    } catch (const Cancelled&) {
-      err = std::current_exception();  // the most recent one wins, as asyncio
+    } catch (...) {
+      err = std::current_exception();
     }
   }
   if (err) {

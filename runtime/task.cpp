@@ -24,6 +24,7 @@
 #include <spindle/errors.hpp>
 
 #include "debug.hpp"
+#include "perturb.hpp"
 #include "scheduler.hpp"
 #include "task_access.hpp"
 #include "task_runner.hpp"
@@ -69,13 +70,22 @@ bool TaskCore::request_cancel(std::string msg) {
       ++num_cancels_;
     }
   }
-  FutureCore* tried = nullptr;
+  // The awaited future that refused our request (already done): we keep a
+  // reference, so no new future can take its address while we compare.
+  struct Tried {
+    FutureCore* f = nullptr;
+    ~Tried() {
+      if (f != nullptr) {
+        f->unref();
+      }
+    }
+  } tried;
   for (;;) {
     FutureCore* target = nullptr;
     Waiter* fired = nullptr;
     {
       SpinGuard g(task_lock_);
-      if (awaiting_ != nullptr && awaiting_ != tried) {
+      if (awaiting_ != nullptr && awaiting_ != tried.f) {
         target = awaiting_;
         target->ref();
       } else {
@@ -92,15 +102,20 @@ bool TaskCore::request_cancel(std::string msg) {
       }
     }
     if (target != nullptr) {
+      SPINDLE_PERTURB(kCancelRequest);
       bool accepted = target->cancel(msg);  // INV-C1
-      target->unref();
       if (accepted) {
+        target->unref();
         return true;
       }
-      tried = target;  // compared by address only
+      if (tried.f != nullptr) {
+        tried.f->unref();
+      }
+      tried.f = target;  // keeps our reference: compared by address
       continue;
     }
     if (fired != nullptr) {
+      SPINDLE_PERTURB(kCancelRequest);
       wake_waiter_owner(fired);
     }
     return true;

@@ -11,6 +11,7 @@
 //   5. unpublish it from every source, under each lock (INV-W2), before
 //      this frame returns.
 #include <spindle/detail/future_core.hpp>
+#include <spindle/future.hpp>
 #include <spindle/detail/task_core.hpp>
 #include <spindle/errors.hpp>
 #include <spindle/this_task.hpp>
@@ -129,6 +130,21 @@ bool link_unless_done(FutureCore* f, Waiter* w) {
   return true;
 }
 
+// A timed wait's timer, on the calling worker (Scheduler::arm_timer kicks a
+// parked worker if this becomes the earliest deadline). A deadline of never
+// arms nothing: the wait ends only by its other sources.
+void arm_own_timer(TimerEntry* e) {
+  if (e->deadline_ns != kNeverNs) {
+    Worker* w = Worker::current();
+    w->scheduler().arm_timer(e);
+  }
+}
+void disarm_own_timer(TimerEntry* e) {
+  if (e->wheel != nullptr) {
+    e->wheel->remove(e);
+  }
+}
+
 // Steps 3 and 4 of the pattern above.
 void park_task(TaskCore* self, Waiter& w, FutureCore* awaiting, const char* reason) {
   bool pending;
@@ -184,10 +200,11 @@ bool thread_wait(FutureCore* f, std::int64_t timeout_ns) {
   if (!link_unless_done(f, &w)) {
     return true;
   }
-  const std::int64_t deadline = timeout_ns < 0 ? -1 : now_ns() + timeout_ns;
+  // Saturating (kNeverNs: no deadline), as for tasks.
+  const std::int64_t deadline = timeout_ns < 0 ? kNeverNs : deadline_after_ns(now_ns(), timeout_ns);
   while (!w.fired()) {
     std::int64_t left = -1;
-    if (deadline >= 0) {
+    if (deadline != kNeverNs) {
       left = deadline - now_ns();
       if (left <= 0) {
         break;
@@ -314,11 +331,11 @@ bool FutureCore::wait_for_ns(std::int64_t ns) {
     return true;
   }
   TimerEntry timer;
-  timer.deadline_ns = now_ns() + ns;
+  timer.deadline_ns = deadline_after_ns(now_ns(), ns);
   timer.waiter = &w;
-  Worker::current()->timers().insert(&timer);
+  arm_own_timer(&timer);  // none for a deadline of never
   park_task(self, w, nullptr, "future (with timeout)");
-  timer.wheel->remove(&timer);
+  disarm_own_timer(&timer);
   unlink_waiter(this, &w);
   await_publication(this);
   deliver_cancellation(self);
@@ -344,7 +361,7 @@ void yield() {
   detail::deliver_cancellation(self);
 }
 
-void sleep(Duration d) { sleep_until(Clock::now() + d); }
+void sleep(Duration d) { sleep_until(detail::deadline_after(d)); }
 
 void sleep_until(TimePoint t) {
   detail::TaskCore* self = detail::current_task_or_throw("spindle::sleep");
@@ -357,11 +374,11 @@ void sleep_until(TimePoint t) {
   detail::Waiter w;
   w.root = detail::current_root();
   detail::TimerEntry timer;
-  timer.deadline_ns = deadline;
+  timer.deadline_ns = deadline;  // TimePoint::max(): until cancelled
   timer.waiter = &w;
-  detail::Worker::current()->timers().insert(&timer);
+  detail::arm_own_timer(&timer);
   detail::park_task(self, w, nullptr, "sleep");
-  timer.wheel->remove(&timer);
+  detail::disarm_own_timer(&timer);
   detail::deliver_cancellation(self);
 }
 

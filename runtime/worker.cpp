@@ -13,12 +13,15 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <system_error>
 #include <vector>
 
 #include "atomic.hpp"
 #include "debug.hpp"
+#include "fault.hpp"
 #include "monitor.hpp"
 #include "overflow_guard.hpp"
+#include "perturb.hpp"
 #include "scheduler.hpp"
 #include "task_access.hpp"
 #include "task_runner.hpp"
@@ -66,6 +69,9 @@ Worker::Worker(Scheduler& sched, unsigned index)
 Worker::~Worker() { drain_fibers(); }
 
 void Worker::start() {
+  if (fault::should_fail(fault::Site::kThread)) {
+    throw std::system_error(EAGAIN, std::generic_category(), "spindle: cannot start a worker");
+  }
   thread_ = std::thread([this] { thread_main(); });
 }
 
@@ -382,6 +388,17 @@ TaskCore* Worker::find_work() {
       t = spin_then_search();
     }
     if (t != nullptr) {
+      if (woke_from_park_) {
+        // timer.hpp INV-TK1: we may have been the parked worker that an
+        // arm counted on to fire a timer; going busy, we hand that on.
+        // Our kAwake store (park()), this fence, then the wheels.
+        woke_from_park_ = false;
+        full_fence();
+        const std::int64_t due = sched_.earliest_deadline();
+        if (due != TimerWheel::kNever) {
+          sched_.cover_deadline(due);
+        }
+      }
       if (searching_) {
         searching_ = false;
         if (sched_.idle().transition_from_searching()) {
@@ -467,23 +484,35 @@ void Worker::park() {
   const bool was_searching = searching_;
   searching_ = false;
   idle.transition_to_parked(index_, was_searching);
-  // INV-I3 (idle.hpp): our state RMW, then a fence, then the queues.
+  SPINDLE_PERTURB(kParkDecided);
+  // timer.hpp INV-TK1: parked, wake-up time not known yet; an arm that
+  // reads this kicks us.
+  parked_until_.store(TimerWheel::kNever, std::memory_order_seq_cst);
+  // INV-I3 (idle.hpp): our state RMW, then a fence, then the queues; and
+  // INV-TK1: our parked_until_ store, then the fence, then the wheels.
   full_fence();
   std::int64_t deadline = sched_.earliest_deadline();
   std::int64_t now = deadline == TimerWheel::kNever ? 0 : now_ns();
   if (sched_.any_stealable_work() || (deadline != TimerWheel::kNever && deadline <= now) ||
       sched_.stopping()) {
+    parked_until_.store(kAwake, std::memory_order_relaxed);
     if (!idle.unpark_worker_by_id(index_)) {
       searching_ = true;  // a notifier already took us out and counted us searching
     }
     return;
   }
+  // relaxed: only lowers what an arm reads; one that still reads kNever
+  // kicks us needlessly, never wrongly (INV-TK1).
+  parked_until_.store(deadline, std::memory_order_relaxed);
   counters_.bump(counters_.parks);
   if (sched_.fiber_pool().over_keep()) {
     sched_.fiber_pool().trim();  // going idle: give spare stacks' pages back
   }
   sched_.monitor().set_parked(index_, true);
+  SPINDLE_PERTURB(kParkSleep);
   parker_.park(deadline == TimerWheel::kNever ? -1 : deadline - now);
+  parked_until_.store(kAwake, std::memory_order_relaxed);
+  woke_from_park_ = true;
   sched_.monitor().set_parked(index_, false);
   if (!idle.unpark_worker_by_id(index_)) {
     searching_ = true;
@@ -585,6 +614,7 @@ void Worker::suspend(PostAction action) {
   // being ours to describe (INV-R1). The resume that follows happens after
   // this store, through the task's wake-up handoff.
   running_.store(nullptr, std::memory_order_relaxed);
+  SPINDLE_PERTURB(kSwitch);
   TaskCore* next = next_local(true);
   post_ = action;
   post_arg_ = self->root;

@@ -75,6 +75,13 @@ class Worker {
   Fiber* current_fiber() const noexcept { return current_fiber_; }
   TimerWheel& timers() noexcept { return timers_; }
   Parker& parker() noexcept { return parker_; }
+  // When this worker, parked, will wake by itself (TimerWheel::kNever: not
+  // before it is unparked); kAwake while it is not parked (timer.hpp
+  // INV-TK1). Any thread.
+  static constexpr std::int64_t kAwake = -1;
+  std::int64_t parked_until() const noexcept {
+    return parked_until_.load(std::memory_order_seq_cst);  // INV-TK1's load half
+  }
   WorkerCounters& counters() noexcept { return counters_; }
   std::uint64_t ticks() const noexcept { return ticks_.load(std::memory_order_relaxed); }
   // The root task this worker picked and is running, or nullptr (INV-R1 in
@@ -162,6 +169,7 @@ class Worker {
   EhState* eh_ = nullptr;  // this worker thread's exception globals
   FiberCache fiber_cache_;
   bool searching_ = false;
+  bool woke_from_park_ = false;  // INV-TK1: hand timer duty on when going busy
   std::uint32_t rng_;
   std::uint64_t next_id_ = 0, id_limit_ = 0;
   std::uint32_t maintenance_countdown_ = kMaintenanceInterval;
@@ -176,6 +184,7 @@ class Worker {
   std::atomic<std::size_t> overflow_len_{0};
 
   alignas(64) Parker parker_;
+  std::atomic<std::int64_t> parked_until_{kAwake};  // INV-TK1
   TimerWheel timers_;
   // Its own cache lines: bumped on every pick, while other workers read the
   // timer wheel's next deadline just above it each time they look for work

@@ -444,7 +444,7 @@ auto timeout_at(TimePoint when, F&& body) {
 // asyncio.timeout(delay): timeout_at(now + d, body).
 template <class Rep, class Period, class F>
 auto timeout(std::chrono::duration<Rep, Period> d, F&& body) {
-  return timeout_at(Clock::now() + std::chrono::ceil<Duration>(d), std::forward<F>(body));
+  return timeout_at(detail::deadline_after(detail::to_duration(d)), std::forward<F>(body));
 }
 
 // ---------------------------------------------------------------------------
@@ -460,7 +460,7 @@ T wait_for(Future<T> f, std::chrono::duration<Rep, Period> d) {
   if (!f.valid()) {
     detail::throw_empty_handle();
   }
-  const Duration limit = std::chrono::ceil<Duration>(d);
+  const Duration limit = detail::to_duration(d);
   if (f.done()) {
     return f.get();  // the body would not suspend: no timer needed
   }

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <new>
 #include <optional>
 #include <sstream>
@@ -79,6 +80,52 @@ std::optional<Stored<T>>& value_of(FutureCore* c) {
   return *c->value_ptr<std::optional<Stored<T>>>();
 }
 
+// Claims `c` and stores a value made from `args`, then publishes it; false,
+// with nothing constructed, if `c` is already done. A constructor that throws
+// never leaves `c` claimed (future_core.hpp INV-F4): the value is made before
+// the claim unless making it cannot throw, and a move that throws abandons
+// the claim. The exception reaches the caller; the future stays pending.
+template <class T, class... Args>
+bool try_emplace_result(FutureCore* c, Args&&... args) {
+  using S = Stored<T>;
+  if constexpr (std::is_nothrow_constructible_v<S, Args&&...>) {
+    if (!c->claim_completion()) {
+      return false;
+    }
+    value_of<T>(c).emplace(std::forward<Args>(args)...);
+  } else {
+    if (c->done()) {
+      return false;
+    }
+    S made(std::forward<Args>(args)...);
+    if (!c->claim_completion()) {
+      return false;
+    }
+    if constexpr (std::is_nothrow_move_constructible_v<S>) {
+      value_of<T>(c).emplace(std::move(made));
+    } else {
+      try {
+        value_of<T>(c).emplace(std::move(made));
+      } catch (...) {
+        c->abandon_claim();
+        throw;
+      }
+    }
+  }
+  c->publish(Status::kResult);
+  return true;
+}
+
+// Fails `c` with `e`; false if it is already done.
+inline bool try_set_error(FutureCore* c, std::exception_ptr e) noexcept {
+  if (!c->claim_completion()) {
+    return false;
+  }
+  c->set_error(std::move(e));
+  c->publish(Status::kException);
+  return true;
+}
+
 template <class T>
 T take_result(FutureCore* c) {
   c->check_result();
@@ -92,6 +139,34 @@ T take_result(FutureCore* c) {
 }
 
 inline std::int64_t to_ns(Duration d) { return d.count(); }
+
+// Saturating time arithmetic, used by every timed wait, sleep and timer, on
+// tasks and plain threads alike: a timeout too large to add to the clock
+// means "never" (TimePoint::max(), kNeverNs), a negative one "already due".
+inline constexpr std::int64_t kNeverNs = std::numeric_limits<std::int64_t>::max();
+inline std::int64_t deadline_after_ns(std::int64_t now, std::int64_t d) noexcept {
+  if (d <= 0) {
+    return now;
+  }
+  std::int64_t out;
+  return __builtin_add_overflow(now, d, &out) ? kNeverNs : out;
+}
+inline TimePoint deadline_after(Duration d) noexcept {
+  return TimePoint(Duration(deadline_after_ns(Clock::now().time_since_epoch().count(), d.count())));
+}
+// Any duration as nanoseconds, rounded up, saturating at Duration::max() and
+// min() (hours::max() does not fit in nanoseconds).
+template <class Rep, class Period>
+Duration to_duration(std::chrono::duration<Rep, Period> d) noexcept {
+  const std::chrono::duration<long double, std::nano> wide = d;
+  if (wide.count() >= static_cast<long double>(Duration::max().count())) {
+    return Duration::max();
+  }
+  if (wide.count() <= static_cast<long double>(Duration::min().count())) {
+    return Duration::min();
+  }
+  return std::chrono::ceil<Duration>(d);
+}
 
 }  // namespace detail
 
@@ -141,22 +216,18 @@ class Future {
   void set_result(U&& value) {
     detail::FutureCore* core = c();
     core->check_settable();
-    if (!core->claim_completion()) {
+    if (!detail::try_emplace_result<T>(core, std::forward<U>(value))) {
       throw InvalidStateError("set_result() on a future that is already done");
     }
-    detail::value_of<T>(core).emplace(std::forward<U>(value));
-    core->publish(detail::Status::kResult);
   }
   void set_result()
     requires std::is_void_v<T>
   {
     detail::FutureCore* core = c();
     core->check_settable();
-    if (!core->claim_completion()) {
+    if (!detail::try_emplace_result<T>(core)) {
       throw InvalidStateError("set_result() on a future that is already done");
     }
-    detail::value_of<T>(core).emplace();
-    core->publish(detail::Status::kResult);
   }
   void set_exception(std::exception_ptr e) { c()->set_exception_checked(std::move(e)); }
 
@@ -190,7 +261,7 @@ class Future {
   bool wait_for(Duration d) const { return c()->wait_for_ns(detail::to_ns(d)); }
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) const {
-    return wait_for(std::chrono::ceil<Duration>(d));
+    return wait_for(detail::to_duration(d));
   }
 
   // <Future pending>, <Future finished result=...>, <Future cancelled>,

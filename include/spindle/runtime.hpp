@@ -107,7 +107,7 @@ class Runtime {
   TimerHandle call_later(Duration d, std::function<void()> fn);
   template <class Rep, class Period>
   TimerHandle call_later(std::chrono::duration<Rep, Period> d, std::function<void()> fn) {
-    return call_later(std::chrono::ceil<Duration>(d), std::move(fn));
+    return call_later(detail::to_duration(d), std::move(fn));
   }
 
   void shutdown();

@@ -145,7 +145,7 @@ class Event {
   bool wait_for(Duration timeout);
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> timeout) {
-    return wait_for(std::chrono::ceil<Duration>(timeout));
+    return wait_for(detail::to_duration(timeout));
   }
 
  private:

@@ -26,7 +26,7 @@ void sleep(Duration d);
 void sleep_until(TimePoint t);
 template <class Rep, class Period>
 void sleep(std::chrono::duration<Rep, Period> d) {
-  sleep(std::chrono::ceil<Duration>(d));
+  sleep(detail::to_duration(d));
 }
 template <class Dur>
 void sleep_until(std::chrono::time_point<Clock, Dur> t) {

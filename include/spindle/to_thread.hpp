@@ -37,27 +37,19 @@ auto to_thread(F&& fn) -> Future<std::invoke_result_t<std::decay_t<F>&>> {
     if (result.done()) {
       return;  // cancelled before it started: never runs
     }
+    // Whatever fn throws reaches the future, InvalidStateError included;
+    // a future cancelled while fn ran simply drops the outcome (the try_
+    // calls return false without throwing).
+    detail::FutureCore* core = result.core();
     try {
       if constexpr (std::is_void_v<R>) {
         fn();
-        if (!result.done()) {
-          result.set_result();
-        }
+        detail::try_emplace_result<R>(core);
       } else {
-        R value = fn();
-        if (!result.done()) {
-          result.set_result(std::move(value));
-        }
+        detail::try_emplace_result<R>(core, fn());
       }
-    } catch (const InvalidStateError&) {
-      // Cancelled while running: the set lost the race; the result is dropped.
     } catch (...) {
-      if (!result.done()) {
-        try {
-          result.set_exception(std::current_exception());
-        } catch (const InvalidStateError&) {
-        }
-      }
+      detail::try_set_error(core, std::current_exception());
     }
   });
   return result;

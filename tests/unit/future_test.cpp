@@ -1,6 +1,7 @@
 // Future<T>: every method, for T = int, std::string, void and a move-only
 // type, called from tasks and from plain threads (DESIGN.md "Future<T> and
 // Task<T>", "Errors").
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -686,4 +687,103 @@ TEST(FutureNoRuntime, WorksWithoutRuntime) {
   EXPECT_NE(cb_thread, std::thread::id());
   EXPECT_NE(cb_thread, std::this_thread::get_id());
   EXPECT_EQ(f.repr(), "<Future finished result=12>");
+}
+
+// --- a value constructor that throws (future_core.hpp INV-F4) -------------
+
+namespace {
+
+struct ThrowsOnConvert {
+  explicit ThrowsOnConvert(int v) : value(v) {}
+  ThrowsOnConvert(const char*) { throw std::runtime_error("cannot convert"); }
+  int value = 0;
+};
+
+// Its move constructor succeeds `moves_ok` times down a chain of moves,
+// then throws: 0 fails the first move, 1 the second (set_result moves a
+// value it made before claiming into the future after claiming).
+struct ThrowingMove {
+  static constexpr int kNeverFails = 1 << 30;
+  int value = 0;
+  int moves_ok = kNeverFails;
+  explicit ThrowingMove(int v, int ok = kNeverFails) : value(v), moves_ok(ok) {}
+  ThrowingMove(const ThrowingMove&) = default;
+  ThrowingMove(ThrowingMove&& o) : value(o.value), moves_ok(o.moves_ok - 1) {
+    if (o.moves_ok <= 0) {
+      throw std::runtime_error("move failed");
+    }
+  }
+};
+
+// The future is pending and fully usable after a failed set_result.
+template <class T>
+void expect_still_pending_and_usable(spindle::Future<T> f, T good) {
+  EXPECT_FALSE(f.done());
+  EXPECT_EQ(f.repr(), "<Future pending>");
+  f.set_result(std::move(good));
+  EXPECT_TRUE(f.done());
+}
+
+}  // namespace
+
+TEST_P(FutureTest, ThrowingConversionLeavesTheFuturePending) {
+  spindle::Future<ThrowsOnConvert> f;
+  EXPECT_THROW(f.set_result("x"), std::runtime_error);
+  expect_still_pending_and_usable(f, ThrowsOnConvert(3));
+  EXPECT_EQ(f.result().value, 3);
+}
+
+TEST_P(FutureTest, ThrowingMoveLeavesTheFuturePending) {
+  for (int moves_ok : {0, 1}) {
+    spindle::Future<ThrowingMove> f;
+    EXPECT_THROW(f.set_result(ThrowingMove(1, moves_ok)), std::runtime_error) << moves_ok;
+    expect_still_pending_and_usable(f, ThrowingMove(2));
+    EXPECT_EQ(f.result().value, 2);
+  }
+}
+
+TEST_P(FutureTest, ThrowingValueDoesNotWedgeCancelOrWaiters) {
+  // Before INV-F4 the failed claim stayed "completing" for ever: cancel()
+  // returned false, set_exception() said already done, and a task woken by
+  // cancellation spun its worker for ever waiting for the publication.
+  spindle::Future<ThrowingMove> f;
+  EXPECT_THROW(f.set_result(ThrowingMove(1, 0)), std::runtime_error);
+  EXPECT_TRUE(f.cancel("gave up"));
+  EXPECT_TRUE(f.cancelled());
+
+  spindle::Future<ThrowingMove> g;
+  EXPECT_THROW(g.set_result(ThrowingMove(1, 0)), std::runtime_error);
+  g.set_exception(std::make_exception_ptr(std::logic_error("instead")));
+  EXPECT_THROW(g.result(), std::logic_error);
+
+  spindle::Future<ThrowingMove> h;
+  std::string msg = rt().block_on([h]() mutable {
+    auto waiter = spindle::spawn([h]() mutable { return h.get().value; });
+    spindle::sleep(1ms);  // the waiter is parked on h
+    EXPECT_THROW(h.set_result(ThrowingMove(1, 0)), std::runtime_error);
+    waiter.cancel("stop waiting");
+    try {
+      waiter.get();
+    } catch (const spindle::Cancelled& c) {
+      return c.message();
+    }
+    return std::string("not cancelled");
+  });
+  EXPECT_EQ(msg, "stop waiting");
+  EXPECT_TRUE(h.cancelled()) << "the waiter's cancellation reaches the awaited future";
+}
+
+TEST_P(FutureTest, CallbackIdsAreUniqueAcrossFutures) {
+  // A remove_done_callback() id names one registration in the process,
+  // never another future's (ids were per-future 32-bit counters, reused and
+  // wrapping).
+  spindle::Future<int> a, b;
+  std::vector<spindle::CallbackId> ids;
+  for (int i = 0; i < 1000; ++i) {
+    ids.push_back(a.add_done_callback([](spindle::Future<int>) {}));
+    ids.push_back(b.add_done_callback([](spindle::Future<int>) {}));
+  }
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end()) << "an id was handed out twice";
+  EXPECT_EQ(b.remove_done_callback(ids.front()) + a.remove_done_callback(ids.front()), 1u);
 }

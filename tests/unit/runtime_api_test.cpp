@@ -577,3 +577,22 @@ TEST(RuntimeOptions, SmallStackSizeIsHonoured) {
   }),
             2);
 }
+
+TEST(RuntimeApi, AnotherRuntimeCanBeDestroyedInsideATask) {
+  // A task of runtime A owns runtime B and lets it go: B's shutdown blocks
+  // A's worker for a moment, as any blocking call does. It used to throw
+  // out of ~Runtime (std::terminate).
+  spindle::Options o;
+  o.workers = 2;
+  spindle::Runtime a(o);
+  int got = a.block_on([] {
+    spindle::Options ob;
+    ob.workers = 1;
+    auto b = std::make_unique<spindle::Runtime>(ob);
+    auto forever = b->spawn([] { spindle::sleep(std::chrono::hours(1)); });
+    int v = b->spawn([] { return 6; }).get();  // awaited across runtimes
+    b.reset();  // cancels `forever`, joins B's threads
+    return forever.cancelled() ? v + 1 : -1;
+  });
+  EXPECT_EQ(got, 7);
+}

@@ -118,3 +118,45 @@ TEST(ToThreadPool, CancelledWhileQueuedNeverRuns) {
 TEST(ToThreadPool, OutsideARuntimeIsAnError) {
   EXPECT_THROW(spindle::to_thread([] { return 1; }), spindle::InvalidStateError);
 }
+
+TEST_P(ToThread, InvalidStateErrorFromTheCallReachesTheFuture) {
+  // spindle::sleep on a pool thread throws InvalidStateError; that error is
+  // the call's outcome (it was once mistaken for a lost completion race and
+  // dropped, so the future never completed).
+  bool caught = rt().block_on([] {
+    auto f = spindle::to_thread([] { spindle::sleep(1ms); });
+    if (!f.wait_for(10s)) {
+      return false;
+    }
+    try {
+      f.get();
+    } catch (const spindle::InvalidStateError&) {
+      return true;
+    }
+    return false;
+  });
+  EXPECT_TRUE(caught);
+}
+
+TEST_P(ToThread, QuickCallIsNotQueuedBehindABlockedOne) {
+  // INV-B1: with room in the pool, a job never waits for another. The pool
+  // is warmed so that one thread is idle; then a job that blocks and a
+  // quick one are submitted back to back. Both used to count on the same
+  // idle thread, and the quick one waited for the blocked one.
+  std::atomic<bool> release{false};
+  bool quick_done = rt().block_on([&] {
+    spindle::to_thread([] {}).get();  // one pool thread, idle again soon
+    spindle::sleep(5ms);
+    auto blocked = spindle::to_thread([&] {
+      while (!release.load()) {
+        std::this_thread::sleep_for(1ms);
+      }
+    });
+    auto quick = spindle::to_thread([] { return 1; });
+    bool done = quick.wait_for(5s);
+    release.store(true);
+    blocked.get();
+    return done;
+  });
+  EXPECT_TRUE(quick_done);
+}

@@ -85,32 +85,17 @@ std::vector<FutureCore*> cores_of(const std::vector<Future<T>>& fs) {
 // Each returns false, without throwing, when the future is already done (it
 // was cancelled by a task's cancel(), or someone else won; INV-F1).
 
-inline bool try_set_void(FutureCore* c) noexcept {
-  if (!c->claim_completion()) {
-    return false;
-  }
-  value_of<void>(c).emplace();
-  c->publish(Status::kResult);
-  return true;
-}
+inline bool try_set_void(FutureCore* c) noexcept { return try_emplace_result<void>(c); }
 
-inline bool try_set_error(FutureCore* c, std::exception_ptr e) noexcept {
-  if (!c->claim_completion()) {
-    return false;
-  }
-  c->set_error(std::move(e));
-  c->publish(Status::kException);
-  return true;
-}
-
+// A value whose move throws fails the future with that exception instead
+// (the future is never left claimed, future_core.hpp INV-F4).
 template <class T>
 bool try_set_value(FutureCore* c, Stored<T>&& v) {
-  if (!c->claim_completion()) {
-    return false;
+  try {
+    return try_emplace_result<T>(c, std::move(v));
+  } catch (...) {
+    return try_set_error(c, std::current_exception());
   }
-  value_of<T>(c).emplace(std::move(v));
-  c->publish(Status::kResult);
-  return true;
 }
 
 // The message of a Cancelled held by `e` ("" for anything else).

@@ -7,7 +7,9 @@
 // Layout of the state:
 //   word_     refcount in bits 16..63 (kRefOne per handle or internal owner);
 //             bits 0..15 belong to TaskCore's scheduling flags (task_core.hpp).
-//   status_   kPending -> kCompleting -> {kResult, kException, kCancelled}.
+//   status_   kPending -> kCompleting -> {kResult, kException, kCancelled};
+//             kCompleting -> kPending when the claimer could not make its
+//             value (a throwing constructor, abandon_claim()).
 //   lock_     guards waiters_, callbacks_ and the status change out of
 //             kCompleting, never anything else.
 //
@@ -19,6 +21,13 @@
 //           publish() stores the final status with release; readers load
 //           status_ with acquire, so a reader that sees a final status sees
 //           the value.
+//   INV-F4  a claim always ends: the claimer either publishes or abandons
+//           (no code runs between claim and publish that can throw without
+//           abandoning), and nothing that meets kCompleting gives up on it:
+//           claim_completion() waits the claimer out and decides again, and
+//           a woken waiter waits for publication (await_publication). So
+//           a future is never wedged "completing", and a claim loser that
+//           says "already done" is right.
 //   INV-F3  a waiter or callback is either in a list under lock_, or was
 //           taken out of it by publish() under lock_, never both: a waiter
 //           that checks the status under lock_ and links itself cannot miss
@@ -98,8 +107,11 @@ class FutureCore {
 
   // --- completion -------------------------------------------------------
   // The winner of claim_completion() (INV-F1) writes the value and then
-  // calls publish(). The other entry points claim and publish in one go.
+  // calls publish(), or abandon_claim() if it cannot (INV-F4). The other
+  // entry points claim and publish in one go. A claim that meets another
+  // claimer still writing waits for it, so false means done for good.
   [[nodiscard]] bool claim_completion() noexcept;
+  void abandon_claim() noexcept;
   void publish(Status final_status) noexcept;
   // set_exception() for a plain future: throws InvalidStateError if done or
   // if this is a task.
@@ -176,7 +188,6 @@ class FutureCore {
   const bool is_task_;
   mutable std::atomic<bool> retrieved_{false};
   std::uint16_t value_offset_ = 0;
-  std::uint32_t next_callback_id_ = 1;  // guarded by lock_
   Waiter* waiters_head_ = nullptr;      // guarded by lock_
   Waiter* waiters_tail_ = nullptr;      // guarded by lock_
   CallbackEntry* callbacks_ = nullptr;  // newest first; guarded by lock_
