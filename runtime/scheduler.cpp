@@ -17,7 +17,7 @@
 //     the global queue, which it checks every 61st task: past 256 runnable
 //     connections a one-worker server's p99 goes from milliseconds to
 //     ~100 ms. We keep FIFO order instead.)
-//   - a timer heap (timer.hpp), a parker (parker.hpp), a fiber cache.
+//   - a timer wheel (timer.hpp), a parker (parker.hpp), a fiber cache.
 // Shared by all workers: the injection queue for work from other threads
 // (inject_queue.hpp), the idle accounting (idle.hpp), the task registry
 // (registry.hpp), the stack allocator and fiber pool.
@@ -155,10 +155,25 @@ Scheduler::Scheduler(const Options& options)
     workers_.push_back(std::make_unique<Worker>(*this, i));
   }
   monitor_ = std::make_unique<Monitor>(*this, n, options.slow_task_warning);
-  for (auto& w : workers_) {
-    w->start();
+  try {
+    for (auto& w : workers_) {
+      w->start();
+    }
+    monitor_->start();
+  } catch (...) {
+    // A thread could not be created: stop the ones that were, so that the
+    // caller gets the error and no thread outlives this half-built runtime.
+    closed_.store(true, std::memory_order_seq_cst);
+    stopping_.store(true, std::memory_order_seq_cst);
+    for (auto& w : workers_) {
+      w->parker().unpark();
+    }
+    for (auto& w : workers_) {
+      w->join();
+    }
+    monitor_->stop();
+    throw;
   }
-  monitor_->start();
 }
 
 Scheduler::~Scheduler() {

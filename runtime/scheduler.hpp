@@ -47,6 +47,18 @@ struct CallLaterState : TimerEntry {
   std::shared_ptr<CallLaterState> self;  // keeps the entry alive while in a wheel
 };
 
+// Lifecycle invariants (scheduler.cpp):
+//   INV-S1  every spawn that no live task holds back — from outside, or
+//           from a worker's scheduler context (a call_later callback) —
+//           registers, fences, then reads closed_ and backs out if set;
+//           shutdown stores closed_, fences, then decides "no live task"
+//           (registry.hpp INV-R2). Dekker: either shutdown sees the task and
+//           awaits it, or the spawner sees the close. A spawn from a task
+//           needs no fence: its spawner is live, registered, until after.
+//   INV-S2  a thread that is not one of our workers and makes a task
+//           runnable (submit_remote) is counted in remote_in_flight_ from
+//           before the push until it stops touching the scheduler; shutdown
+//           waits for the count to drop before the scheduler may be freed.
 class Scheduler {
  public:
   explicit Scheduler(const Options& options);

@@ -175,6 +175,11 @@ void execute_task(TaskCore* t) noexcept {
   }
 }
 
+void fail_unstarted_task(TaskCore* t, std::exception_ptr e) noexcept {
+  complete_with_error(t, Status::kException, std::move(e));
+  finish_task(t);
+}
+
 void finish_task(TaskCore* t) noexcept {
   transition_complete(t);
   if (Worker* w = Worker::current()) {

@@ -3,6 +3,8 @@
 // it (wait.cpp).
 #pragma once
 
+#include <exception>
+
 namespace spindle::detail {
 
 class TaskCore;
@@ -16,5 +18,8 @@ void execute_task(TaskCore* t) noexcept;
 // complete and drops the scheduler's reference (task_state.hpp INV-T4).
 // `t` may be gone when this returns.
 void finish_task(TaskCore* t) noexcept;
+// A task picked to start that cannot be given a stack: it completes with
+// `e` without running its body, then finishes as above.
+void fail_unstarted_task(TaskCore* t, std::exception_ptr e) noexcept;
 
 }  // namespace spindle::detail

@@ -4,7 +4,25 @@
 // Sleeps arm on the worker that runs the task; call_later from outside the
 // runtime picks a worker. Any thread may cancel an entry (a task woken early
 // removes its own entry, wherever it now runs); expired entries are fired by
-// the owner when it looks for work, or by an idle worker.
+// the owner when it looks for work, or by any idle worker (fire_timers looks
+// at every wheel), so a timer never waits for a busy owner while another
+// worker is idle:
+//
+//   INV-TK1  an arm that makes an entry its wheel's earliest stores the new
+//            next deadline (under the wheel lock), fences, then reads every
+//            worker's parked_until; a worker about to park stores
+//            parked_until (kNever: not known yet), fences, then reads every
+//            wheel. Dekker: either the parker sees the deadline and sleeps
+//            no longer than it, or the arm sees the parker and, if no parked
+//            worker wakes by the deadline, unparks one
+//            (Scheduler::cover_deadline).
+//   INV-TK2  a worker woken from park that goes busy instead of parking
+//            again stores kAwake, fences, and covers the earliest deadline
+//            the same way, so the duty an arm counted on it for passes on.
+//   INV-TK3  the safety net: the monitor, awake whenever some worker is,
+//            unparks a worker for any timer overdue by more than 2 ms.
+//   Not promised: a timer fires on time when every worker is busy in a
+//   task that does not suspend (cooperative scheduling).
 //
 // Layout. Time is counted in ticks of 2^18 ns (262 us). Level L (0..6) has
 // 64 slots of 64^L ticks each: level 0 spans 16.7 ms, level 1 1.07 s,

@@ -3,7 +3,7 @@
 //
 // A task's wait (park_task) follows one pattern everywhere:
 //   1. build a Waiter on this stack, root = the task owning this fiber;
-//   2. publish it to every source that may fire it (future list, timer heap)
+//   2. publish it to every source that may fire it (future list, timer wheel)
 //      under each source's lock;
 //   3. publish it as current_wait_ under task_lock_ and look for a pending
 //      cancellation (task.cpp INV-C2);

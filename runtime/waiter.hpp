@@ -1,7 +1,7 @@
 // A Waiter: one suspension of one task, or one blocked plain thread.
 //
 // It lives on the waiting side's stack and is linked into whatever can wake
-// it: a future's waiter list, a timer heap, the task's own cancel slot.
+// it: a future's waiter list, a timer wheel, the task's own cancel slot.
 // Several of those may race to wake it; exactly one wins.
 //
 // Roles: the owner (the task or thread that waits) and any number of
@@ -11,7 +11,7 @@
 //   INV-W1  state_ goes kArmed -> kFired once, by the CAS in try_fire(); the
 //           winner alone wakes the owner (task_state.hpp INV-T3).
 //   INV-W2  a firer touches a Waiter only while holding the lock of the
-//           structure it found it in (future lock, timer-heap lock, task
+//           structure it found it in (future lock, timer-wheel lock, task
 //           lock), and the owner unlinks the Waiter under each of those
 //           locks before its stack frame goes away. After winning the CAS a
 //           firer may still read `root` outside the lock: the owner cannot

@@ -354,6 +354,9 @@ void Worker::thread_main() {
 
   while (TaskCore* t = find_work()) {
     Fiber* target = fiber_for(t);
+    if (target == nullptr) {
+      continue;  // no stack for it: it failed instead of starting
+    }
     current_fiber_ = target;
     sched_.monitor().set_busy(index_, true);
     switch_context(main_ctx_, target->ctx, eh_);
@@ -524,7 +527,7 @@ void Worker::fire_timers() {
     return;
   }
   std::int64_t now = now_ns();
-  // Our own heap and any other worker's overdue one (its owner may be busy
+  // Our own wheel and any other worker's overdue one (its owner may be busy
   // in a long task).
   thread_local std::vector<Waiter*> wake;
   thread_local std::vector<TimerEntry*> callbacks;
@@ -559,16 +562,20 @@ Fiber* Worker::fiber_for(TaskCore* t) {
 
 // Apart from fiber_for, so that the resume path (every yield and wakeup)
 // stays a load and a branch: this part sets up an exception frame.
+//
+// A task that cannot get a stack (mmap failed, the kernel's map count or
+// memory is exhausted) completes with that error instead of starting, as a
+// failed spawn would report it: its awaiters see std::system_error or
+// std::bad_alloc, and the worker goes on. Returns nullptr then.
 __attribute__((noinline)) Fiber* Worker::fresh_fiber_for(TaskCore* t) {
-  Fiber* f = nullptr;
   try {
-    f = fiber_cache_.pop(sched_.fiber_pool(), sched_.stacks(), &Worker::fiber_main);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "spindle: cannot allocate a task stack: %s\n", e.what());
-    fatal("spindle: out of memory for task stacks");
+    Fiber* f = fiber_cache_.pop(sched_.fiber_pool(), sched_.stacks(), &Worker::fiber_main);
+    f->start = t;
+    return f;
+  } catch (...) {
+    fail_unstarted_task(t, std::current_exception());
+    return nullptr;
   }
-  f->start = t;
-  return f;
 }
 
 void Worker::fiber_main(Context* ctx) {
@@ -630,6 +637,12 @@ void Worker::switch_away(Fiber* self, TaskCore* next) {
     return;  // `this` may be stale now
   }
   Fiber* target = fiber_for(next);
+  if (target == nullptr) {
+    // `next` failed instead of starting: let the scheduler context pick.
+    current_fiber_ = nullptr;
+    switch_context(self->ctx, main_ctx_, eh_);
+    return;
+  }
   current_fiber_ = target;
   switch_context(self->ctx, target->ctx, eh_);
 }

@@ -5,6 +5,7 @@
 // and std::unique_lock.
 #include <algorithm>
 #include <atomic>
+#include <new>
 #include <chrono>
 #include <mutex>
 #include <set>
@@ -14,6 +15,7 @@
 
 #include <spindle/sync.hpp>
 
+#include "fault.hpp"
 #include "parking_support.hpp"
 #include "runtime_fixture.hpp"
 
@@ -767,4 +769,42 @@ TEST_P(SyncBarrier, PlainThreadsAndTasksMeet) {
   t3.get();
   std::sort(got.begin(), got.end());
   EXPECT_EQ(got, (std::vector<std::size_t>{0, 1, 2, 3}));
+}
+
+// Condition::wait returns or throws holding the lock whatever fails while
+// it re-acquires: here the allocation of the re-acquiring waiter's queue
+// node fails (fault injection). It used to retry only on Cancelled, so a
+// bad_alloc left the caller without the lock its contract promises.
+TEST_P(SyncCondition, FailedAllocationWhileReacquiringStillReacquires) {
+  spindle::detail::fault::DisarmAtExit disarm;
+  spindle::Condition c;
+  bool notified = false;
+  bool held_after_error = rt().block_on([&] {
+    auto w = spindle::spawn([&] {
+      c.lock();
+      try {
+        while (!notified) {
+          c.wait();
+        }
+      } catch (const std::bad_alloc&) {
+        bool held = c.locked();
+        c.unlock();
+        return held;
+      }
+      c.unlock();
+      return false;  // the fault missed its target: the test says so below
+    });
+    await_parked(w);
+    c.lock();
+    notified = true;
+    c.notify();
+    // w wakes and queues for the lock we hold: that queue node's
+    // allocation is the next one (nothing else allocates meanwhile).
+    spindle::detail::fault::arm(spindle::detail::fault::Site::kAlloc, 1);
+    spindle::sleep(2ms);
+    c.unlock();
+    return w.get();
+  });
+  EXPECT_EQ(spindle::detail::fault::injected(spindle::detail::fault::Site::kAlloc), 1u);
+  EXPECT_TRUE(held_after_error);
 }
