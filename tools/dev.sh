@@ -11,6 +11,10 @@
 #   bash tools/dev.sh setup           only install the dependencies
 #   bash tools/dev.sh build [MODE]    MODE: test (default), tsan, asan, release
 #   bash tools/dev.sh micro           Google Benchmark microbenchmarks
+#   bash tools/dev.sh soak [MINUTES]  run the stress, perturbation, random-
+#                                     program and fault suites again and
+#                                     again under TSan and ASan (default 30
+#                                     minutes); prints each failure's seed
 #
 # Environment: SPINDLE_TEST_MODES="test tsan asan" picks the test builds;
 # SPINDLE_STRESS_SCALE scales the stress tests (default 1).
@@ -74,7 +78,8 @@ run_tests() {
     asan) env_vars=(ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=0"
                     UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1") ;;
   esac
-  env "${env_vars[@]}" ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 600
+  shift
+  env "${env_vars[@]}" ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 600 "$@"
 }
 
 cmd="${1:-test}"
@@ -117,8 +122,37 @@ case "$cmd" in
       --runtime boost_fiber="$peers/peer_boost_fiber" --runtime tbb="$peers/peer_tbb" \
       --out-dir "$out" "$@"
     ;;
+  soak)
+    ensure_packages "${BUILD_PACKAGES[@]}"
+    minutes="${1:-30}"
+    end=$(( $(date +%s) + minutes * 60 ))
+    logs="$ROOT/build/soak"
+    mkdir -p "$logs"
+    for mode in tsan asan; do configure_and_build "$mode"; done
+    round=0 failed=0
+    while [ "$(date +%s)" -lt "$end" ]; do
+      for mode in tsan asan; do
+        round=$((round + 1))
+        log="$logs/round$round-$mode.log"
+        # More seeds and programs per round than the test command runs;
+        # every failure names its seed (perturbation, random programs) or
+        # its fault site and call number.
+        if SPINDLE_PERTURB_SEEDS=200 SPINDLE_RANDOM_PROGRAMS=400 SPINDLE_STRESS_SCALE=2 \
+           run_tests "$mode" -L 'stress|model' >"$log" 2>&1; then
+          echo "soak round $round ($mode): passed"
+        else
+          failed=$((failed + 1))
+          echo "soak round $round ($mode): FAILED, log $log"
+          grep -E "seed=|HANG|FAILED|ERROR: |WARNING: ThreadSanitizer" "$log" | head -20
+        fi
+        [ "$(date +%s)" -lt "$end" ] || break
+      done
+    done
+    log "soak: $round rounds in $minutes min, $failed failed (logs in $logs)"
+    [ "$failed" -eq 0 ]
+    ;;
   *)
-    sed -n '2,20p' "$0"
+    sed -n '2,25p' "$0"
     exit 2
     ;;
 esac

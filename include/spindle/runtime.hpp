@@ -117,6 +117,16 @@ class Runtime {
   std::vector<TaskRef> all_tasks() const;
   // Receives "exception never retrieved" reports (default: stderr). For a
   // plain Future the TaskRef is empty.
+  //
+  // Where it runs: synchronously, on whichever thread drops the last handle
+  // to the failed task or future — a worker (inside the task that dropped
+  // it, or the scheduler context completing a task nobody holds), a plain
+  // thread, or a blocking-pool thread. It must not block or suspend. A task's
+  // report goes to the handler of the runtime that ran the task, if that
+  // runtime is still alive (else stderr); a plain future's report goes to
+  // the handler of the runtime whose worker drops it, else of the most
+  // recently created live runtime, else stderr. A handler that throws is
+  // reported on stderr and ignored.
   void set_exception_handler(std::function<void(const TaskRef&, std::exception_ptr)> handler);
 
   unsigned workers() const noexcept;
