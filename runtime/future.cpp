@@ -214,7 +214,9 @@ void FutureCore::check_settable() const {
   if (is_task_) {
     throw InvalidStateError("set_result()/set_exception() are not allowed on a Task");
   }
-  if (status_.load(std::memory_order_acquire) != Status::kPending) {
+  // Only a final status refuses: a claim in progress may still be
+  // abandoned (INV-F4), and the claim that follows waits it out.
+  if (done()) {
     throw InvalidStateError("the future is already done");
   }
 }

@@ -25,7 +25,7 @@ cd "$ROOT"
 JOBS="${JOBS:-$(nproc)}"
 
 BUILD_PACKAGES=(libboost-context1.81-dev libconcurrentqueue-dev libgtest-dev libbenchmark-dev
-                cmake ninja-build g++ pkg-config)
+                cmake ninja-build g++ gcc pkg-config spin)
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
