@@ -213,11 +213,15 @@ void Scheduler::spawn(TaskCore* t) {
   // this task (and cancels and awaits it) or we see the close and back out.
   full_fence();
   if (closed_.load(std::memory_order_seq_cst)) {
-    registry_.remove(t);
-    t->unref();  // the scheduler's reference; the caller's handle frees it
-    throw InvalidStateError("spawn on a runtime that is shut down");
+    back_out_spawn(t);
   }
   submit_remote(t);
+}
+
+void Scheduler::back_out_spawn(TaskCore* t) {
+  registry_.remove(t);
+  t->unref();  // the scheduler's reference; the caller's handle frees it
+  throw InvalidStateError("spawn on a runtime that is shut down");
 }
 
 void Scheduler::spawn_local(Worker* w, TaskCore* t) {
@@ -242,9 +246,7 @@ void Scheduler::spawn_local(Worker* w, TaskCore* t) {
     // shutdown closes, fences, looks at the registry.
     full_fence();
     if (closed_.load(std::memory_order_seq_cst)) {
-      registry_.remove(t);
-      t->unref();  // the scheduler's reference; the caller's handle frees it
-      throw InvalidStateError("spawn on a runtime that is shut down");
+      back_out_spawn(t);
     }
   }
   w->counters().bump(w->counters().spawned);

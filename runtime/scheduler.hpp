@@ -136,6 +136,10 @@ class Scheduler {
   std::function<void(const TaskRef&, std::exception_ptr)> exception_handler();
 
  private:
+  // A spawn that saw closed_ after registering (INV-S1): undone, then
+  // InvalidStateError.
+  [[noreturn]] void back_out_spawn(TaskCore* t);
+
   Options options_;
   StackAllocator stacks_;
   FiberPool fiber_pool_;

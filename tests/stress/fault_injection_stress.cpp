@@ -29,6 +29,7 @@
 
 #include "fault.hpp"
 #include "runtime_fixture.hpp"
+#include "stress_support.hpp"
 
 using namespace std::chrono_literals;
 using spindle::detail::fault::Site;
@@ -112,24 +113,9 @@ long expected_sum() { return kTasks * (kTasks - 1) / 2 + kItems * (kItems - 1) /
 // Runs `fn` under a watchdog: a hang is an abort naming the case.
 template <class Fn>
 void bounded(const std::string& what, Fn&& fn) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool finished = false;
-  std::thread watchdog([&] {
-    std::unique_lock<std::mutex> lock(mu);
-    if (!cv.wait_for(lock, 60s, [&] { return finished; })) {
-      std::fprintf(stderr, "HANG: fault injection, %s\n", what.c_str());
-      std::fflush(stderr);
-      std::abort();
-    }
+  spindle::stress::run_with_watchdog(60s, std::forward<Fn>(fn), [&] {
+    std::fprintf(stderr, "HANG: fault injection, %s\n", what.c_str());
   });
-  fn();
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    finished = true;
-  }
-  cv.notify_all();
-  watchdog.join();
 }
 
 void check_clean_run(const std::string& what) {

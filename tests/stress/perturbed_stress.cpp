@@ -26,6 +26,7 @@
 
 #include "perturb.hpp"
 #include "runtime_fixture.hpp"
+#include "stress_support.hpp"
 
 using namespace std::chrono_literals;
 namespace perturb = spindle::detail::perturb;
@@ -44,25 +45,10 @@ spindle::Options opts(unsigned workers) {
 // Aborts the process, naming the seed, if `fn` has not returned in time: a
 // hang is a failure too.
 void bounded(std::uint64_t seed, const char* what, const std::function<void()>& fn) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool finished = false;
-  std::thread watchdog([&] {
-    std::unique_lock<std::mutex> lock(mu);
-    if (!cv.wait_for(lock, 120s, [&] { return finished; })) {
-      std::fprintf(stderr, "HANG: perturbed scenario '%s', seed=%llu\n", what,
-                   static_cast<unsigned long long>(seed));
-      std::fflush(stderr);
-      std::abort();
-    }
+  spindle::stress::run_with_watchdog(120s, fn, [&] {
+    std::fprintf(stderr, "HANG: perturbed scenario '%s', seed=%llu\n", what,
+                 static_cast<unsigned long long>(seed));
   });
-  fn();
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    finished = true;
-  }
-  cv.notify_all();
-  watchdog.join();
 }
 
 // Plain threads complete futures that tasks await, and the runtime is torn

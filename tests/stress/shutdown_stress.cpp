@@ -37,26 +37,11 @@ constexpr auto kDestroyLimit = 30s;
 // dumps the runtime's live tasks and aborts, so a hang is a loud failure.
 template <class Fn>
 void bounded(spindle::Runtime* rt, const char* what, Fn&& fn) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool finished = false;
-  std::thread watchdog([&] {
-    std::unique_lock<std::mutex> lock(mu);
-    if (!cv.wait_for(lock, kDestroyLimit, [&] { return finished; })) {
-      std::fprintf(stderr, "HANG: %s did not return within %llds; live tasks:\n", what,
-                   static_cast<long long>(kDestroyLimit.count()));
-      dump_some(*rt);
-      std::fflush(stderr);
-      std::abort();
-    }
+  spindle::stress::run_with_watchdog(kDestroyLimit, std::forward<Fn>(fn), [&] {
+    std::fprintf(stderr, "HANG: %s did not return within %llds; live tasks:\n", what,
+                 static_cast<long long>(kDestroyLimit.count()));
+    dump_some(*rt);
   });
-  fn();
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    finished = true;
-  }
-  cv.notify_all();
-  watchdog.join();
 }
 
 struct Counters {

@@ -7,10 +7,12 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -126,6 +128,31 @@ bool spin_until(Pred pred, std::chrono::seconds limit) {
     std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
   return true;
+}
+
+// Runs `fn` on this thread with a watchdog: if it has not returned within
+// `limit`, `on_hang` reports (a message, a task dump) and the process
+// aborts, so a hang is a loud failure naming its case, not a ctest timeout.
+template <class Fn, class OnHang>
+void run_with_watchdog(std::chrono::seconds limit, Fn&& fn, OnHang&& on_hang) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool finished = false;
+  std::thread watchdog([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    if (!cv.wait_for(lock, limit, [&] { return finished; })) {
+      on_hang();
+      std::fflush(stderr);
+      std::abort();
+    }
+  });
+  fn();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    finished = true;
+  }
+  cv.notify_all();
+  watchdog.join();
 }
 
 }  // namespace spindle::stress
