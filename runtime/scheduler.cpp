@@ -358,8 +358,9 @@ std::shared_ptr<CallLaterState> Scheduler::call_later(std::int64_t delay_ns,
   return s;
 }
 
-void Scheduler::arm_timer(TimerEntry* e) {
-  Worker* w = Worker::current();
+void Scheduler::arm_timer(TimerEntry* e) { arm_timer(e, Worker::current()); }
+
+void Scheduler::arm_timer(TimerEntry* e, Worker* w) {
   TimerWheel* wheel;
   if (w != nullptr && &w->scheduler() == this) {
     wheel = &w->timers();

@@ -102,6 +102,9 @@ class Scheduler {
   // kicks a parked worker if no idle worker would wake in time for it
   // (timer.hpp INV-TK1).
   void arm_timer(TimerEntry* e);
+  // The same, for a caller that already looked up its worker (`w`, or
+  // nullptr off the runtime).
+  void arm_timer(TimerEntry* e, Worker* w);
   // After a fence (timer.hpp INV-TK1): makes sure some parked worker wakes
   // by `due`, kicking one if none would.
   void cover_deadline(std::int64_t due);

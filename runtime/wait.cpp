@@ -136,7 +136,7 @@ bool link_unless_done(FutureCore* f, Waiter* w) {
 void arm_own_timer(TimerEntry* e) {
   if (e->deadline_ns != kNeverNs) {
     Worker* w = Worker::current();
-    w->scheduler().arm_timer(e);
+    w->scheduler().arm_timer(e, w);
   }
 }
 void disarm_own_timer(TimerEntry* e) {
