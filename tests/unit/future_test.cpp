@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "parking_support.hpp"
 #include "runtime_fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -759,7 +760,7 @@ TEST_P(FutureTest, ThrowingValueDoesNotWedgeCancelOrWaiters) {
   spindle::Future<ThrowingMove> h;
   std::string msg = rt().block_on([h]() mutable {
     auto waiter = spindle::spawn([h]() mutable { return h.get().value; });
-    spindle::sleep(1ms);  // the waiter is parked on h
+    spindle::testing::await_parked(waiter);  // parked on h, not merely queued
     EXPECT_THROW(h.set_result(ThrowingMove(1, 0)), std::runtime_error);
     waiter.cancel("stop waiting");
     try {
