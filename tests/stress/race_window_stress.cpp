@@ -19,7 +19,9 @@
 
 #include "perturb.hpp"
 #include "runtime_fixture.hpp"
+#include "scheduler.hpp"
 #include "timer.hpp"
+#include "worker.hpp"
 
 using namespace std::chrono_literals;
 using spindle::detail::perturb::Point;
@@ -46,6 +48,23 @@ spindle::Options workers(unsigned n) {
   o.workers = n;
   o.slow_task_warning = std::chrono::milliseconds(0);  // the tests hog workers on purpose
   return o;
+}
+
+// Called from a task of a two-worker runtime: spins (never suspends) until
+// the worker not running this task is parked with no wake-up time.
+void await_other_worker_parked_without_deadline() {
+  spindle::detail::Worker* self = spindle::detail::Worker::current();
+  spindle::detail::Scheduler& sched = self->scheduler();
+  spindle::detail::Worker& other = sched.worker(self->index() == 0 ? 1 : 0);
+  const auto give_up = std::chrono::steady_clock::now() + 2s;
+  while (other.parked_until() != spindle::detail::TimerWheel::kNever &&
+         std::chrono::steady_clock::now() < give_up) {
+  }
+  ASSERT_EQ(other.parked_until(), spindle::detail::TimerWheel::kNever)
+      << "the other worker never parked without a deadline";
+  const auto settle = std::chrono::steady_clock::now() + 2ms;
+  while (std::chrono::steady_clock::now() < settle) {
+  }
 }
 
 }  // namespace
@@ -120,7 +139,11 @@ TEST(RaceWindow, TimerFiresWhileItsOwnerComputes) {
   spindle::Runtime rt(workers(2));
   for (int round = 0; round < 3; ++round) {
     rt.block_on([&] {
-      spindle::sleep(30ms);  // every other worker goes to sleep without a deadline
+      spindle::sleep(30ms);
+      // Without suspending, wait until the other worker is parked with no
+      // deadline (and a little longer, so that it sleeps in the kernel): the
+      // arm below is then the only thing that could wake it in time.
+      await_other_worker_parked_without_deadline();
       const auto t0 = std::chrono::steady_clock::now();
       std::atomic<bool> fired{false};
       if (round == 1) {
