@@ -20,7 +20,8 @@
 //   - a timer wheel (timer.hpp), a parker (parker.hpp), a fiber cache.
 // Shared by all workers: the injection queue for work from other threads
 // (inject_queue.hpp), the idle accounting (idle.hpp), the task registry
-// (registry.hpp), the stack allocator and fiber pool.
+// (registry.hpp), the stack allocator and fiber pool, and the timer domain
+// (call_later.hpp), which arms timers on the wheels and runs call_later.
 //
 // == Picking the next task ==
 //
@@ -309,76 +310,6 @@ void Scheduler::call_soon(std::function<void()> fn) {
   spawn(static_cast<TaskCore*>(task.core()));
 }
 
-std::shared_ptr<CallLaterState> Scheduler::call_later(std::int64_t delay_ns,
-                                                      std::function<void()> fn) {
-  if (closed()) {
-    throw InvalidStateError("call_later on a runtime that is shut down");
-  }
-  auto s = std::make_shared<CallLaterState>();
-  s->fn = std::move(fn);
-  s->sched = this;
-  s->domain = timer_domain_;
-  s->deadline_ns = deadline_after_ns(now_ns(), delay_ns);  // saturating: max means never
-  s->on_fire = [](TimerEntry* e) {
-    auto* st = static_cast<CallLaterState*>(e);
-    std::shared_ptr<CallLaterState> keep = std::move(st->self);
-    int armed = 0;
-    // A runtime that is closing runs no more timer callbacks (as a closed
-    // asyncio loop): nothing spawned now could be awaited by shutdown.
-    int outcome = st->sched->closed() ? 2 : 1;
-    SPINDLE_PERTURB(kTimerCallback);
-    // acq_rel: decides fire vs cancel once; pairs with TimerHandle::cancel().
-    if (st->phase.compare_exchange_strong(armed, outcome, std::memory_order_acq_rel) &&
-        outcome == 1) {
-      try {
-        st->sched->call_soon(std::move(st->fn));
-      } catch (const InvalidStateError&) {
-        // Closed since the look above (INV-S1): dropped, as a callback
-        // of a closed loop.
-      }
-    }
-  };
-  if (s->deadline_ns == kNeverNs) {
-    return s;  // never fires: nothing to arm (cancel() finds no wheel)
-  }
-  s->self = s;
-  arm_timer(s.get());
-  // Shutdown stops the workers, then drains the timers; we armed, then look
-  // again (seq_cst StoreLoad on both sides): an entry armed too late is
-  // taken back here rather than left in a wheel about to be destroyed.
-  full_fence();
-  if (stopping_.load(std::memory_order_seq_cst)) {
-    int armed = 0;
-    if (s->phase.compare_exchange_strong(armed, 2, std::memory_order_acq_rel) &&
-        s->wheel->remove(s.get())) {
-      s->self.reset();
-    }
-    throw InvalidStateError("call_later on a runtime that is shut down");
-  }
-  return s;
-}
-
-void Scheduler::arm_timer(TimerEntry* e) { arm_timer(e, Worker::current()); }
-
-void Scheduler::arm_timer(TimerEntry* e, Worker* w) {
-  TimerWheel* wheel;
-  if (w != nullptr && &w->scheduler() == this) {
-    wheel = &w->timers();
-  } else {
-    wheel = &workers_[remote_timer_rr_.fetch_add(1, std::memory_order_relaxed) % num_workers()]
-                 ->timers();
-  }
-  const bool earliest = wheel->insert(e);
-  SPINDLE_PERTURB(kTimerArmed);
-  if (!earliest) {
-    return;  // not a new earliest: whoever covers the earlier one covers it (INV-TK2)
-  }
-  // INV-TK1 (timer.hpp): our wheel's new next deadline, a fence, then the
-  // parked workers' wake-up times.
-  full_fence();
-  cover_deadline(wheel->next_deadline());
-}
-
 void Scheduler::cover_deadline(std::int64_t due) {
   // INV-TK1: the caller stored a deadline (or its own kAwake) and fenced.
   // A parked worker that wakes by `due` covers it: it fires every overdue
@@ -455,13 +386,13 @@ void Scheduler::shutdown() {
     return;
   }
   closed_.store(true, std::memory_order_seq_cst);
-  full_fence();  // pairs with the re-check in spawn() and call_later()
+  full_fence();  // INV-S1: pairs with the re-check in spawn() and spawn_local()
   SPINDLE_PERTURB(kShutdownClosed);
   cancel_all_and_wait();
   blocking_pool_.shutdown();
   monitor_->stop();
   stopping_.store(true, std::memory_order_seq_cst);
-  full_fence();  // pairs with the re-check in call_later()
+  full_fence();  // call_later.hpp INV-CL3: pairs with the re-check in call_later()
   for (auto& w : workers_) {
     w->parker().unpark();
   }
@@ -473,24 +404,9 @@ void Scheduler::shutdown() {
     // and nothing can spawn once closed. Say so rather than hide it.
     std::fprintf(stderr, "spindle: %zu task(s) left unfinished at shutdown\n", registry_.live());
   }
-  // Timers that never fired: call_later entries still hold themselves.
-  std::vector<Waiter*> wake;
-  std::vector<TimerEntry*> callbacks;
-  for (auto& w : workers_) {
-    w->timers().take_all(wake, callbacks);
-  }
-  SPINDLE_ASSERT(wake.empty(), "a task waiter outlived every task");
-  for (TimerEntry* e : callbacks) {
-    auto* st = static_cast<CallLaterState*>(e);
-    st->phase.store(2, std::memory_order_relaxed);
-    std::shared_ptr<CallLaterState> drop = std::move(st->self);
-  }
-  // INV-L1: no TimerHandle::cancel() reaches a wheel from here on, so the
-  // workers (and their wheels) may be destroyed once those inside are out.
-  timer_domain_->wheels_gone.store(true, std::memory_order_seq_cst);
-  while (timer_domain_->cancellers.load(std::memory_order_seq_cst) != 0) {
-    std::this_thread::yield();
-  }
+  // Timers that never fired, and TimerHandles cancelling meanwhile
+  // (call_later.hpp INV-CL2, INV-CL4).
+  timer_domain_.drain();
   for (auto& w : workers_) {
     w->drain_fibers();
   }

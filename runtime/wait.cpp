@@ -130,13 +130,13 @@ bool link_unless_done(FutureCore* f, Waiter* w) {
   return true;
 }
 
-// A timed wait's timer, on the calling worker (Scheduler::arm_timer kicks a
+// A timed wait's timer, on the calling worker (TimerDomain::arm kicks a
 // parked worker if this becomes the earliest deadline). A deadline of never
 // arms nothing: the wait ends only by its other sources.
 void arm_own_timer(TimerEntry* e) {
   if (e->deadline_ns != kNeverNs) {
     Worker* w = Worker::current();
-    w->scheduler().arm_timer(e, w);
+    w->scheduler().timer_domain().arm(e, w);
   }
 }
 void disarm_own_timer(TimerEntry* e) {
