@@ -83,6 +83,7 @@
 
 #include "atomic.hpp"
 #include "debug.hpp"
+#include "future_access.hpp"
 #include "perturb.hpp"
 #include "sanitizers.hpp"
 #include "task_access.hpp"
@@ -91,8 +92,6 @@
 
 namespace spindle::detail {
 namespace {
-
-using A = TaskAccess;
 
 // CPUs from the cgroup v2 quota ("max 100000" means none), if any.
 unsigned cgroup_cpu_limit() {
@@ -203,10 +202,10 @@ void Scheduler::spawn(TaskCore* t) {
   if (closed()) {
     throw InvalidStateError("spawn on a runtime that is shut down");
   }
-  A::sched(t) = this;
-  A::id(t) = next_external_id();
+  TaskAccess::sched(t) = this;
+  TaskAccess::id(t) = next_external_id();
   // Not yet shared with anyone: plain stores. The queue push publishes them.
-  t->word().store(initial_task_word(), std::memory_order_relaxed);
+  FutureAccess::word(t).store(initial_task_word(), std::memory_order_relaxed);
   registry_.add(t, num_workers());
   SPINDLE_PERTURB(kSpawnRegistered);
   // Shutdown closes, then looks at the registry; we register, then look at
@@ -230,14 +229,14 @@ void Scheduler::spawn_local(Worker* w, TaskCore* t) {
     spawn(t);  // a worker of another runtime spawning onto this one
     return;
   }
-  A::sched(t) = this;
-  A::id(t) = w->take_id();
+  TaskAccess::sched(t) = this;
+  TaskAccess::id(t) = w->take_id();
   Fiber* f = w->current_fiber();
   const bool from_task = f != nullptr && f->current != nullptr;
   if (from_task) {
-    A::spawner_id(t) = A::id(f->current);
+    TaskAccess::spawner_id(t) = TaskAccess::id(f->current);
   }
-  t->word().store(initial_task_word(), std::memory_order_relaxed);
+  FutureAccess::word(t).store(initial_task_word(), std::memory_order_relaxed);
   registry_.add(t, w->index());
   if (!from_task) {
     SPINDLE_PERTURB(kSpawnRegistered);
@@ -306,7 +305,7 @@ struct CallSoonBody {
 void Scheduler::call_soon(std::function<void()> fn) {
   std::string name = "call_soon";
   auto task = make_task(CallSoonBody{std::move(fn)}, name);
-  A::internal(static_cast<TaskCore*>(task.core())) = true;
+  TaskAccess::internal(static_cast<TaskCore*>(task.core())) = true;
   spawn(static_cast<TaskCore*>(task.core()));
 }
 
@@ -485,7 +484,7 @@ void Scheduler::dump_tasks(std::ostream& os) {
             [](TaskCore* a, TaskCore* b) { return a->id() < b->id(); });
   os << "spindle: " << live.size() << " live task(s)\n";
   for (TaskCore* t : live) {
-    std::uint64_t word = t->word().load(std::memory_order_acquire);
+    std::uint64_t word = FutureAccess::word(t).load(std::memory_order_acquire);
     const char* state = (word & kComplete)  ? "finishing"
                         : (word & kRunning) ? "running"
                         : (word & kNotified) ? ((word & kStarted) ? "runnable" : "queued")
@@ -493,18 +492,18 @@ void Scheduler::dump_tasks(std::ostream& os) {
     std::string waits;
     std::uint64_t spawner;
     {
-      SpinGuard g(A::lock(t));
-      if (A::wait_reason(t) != nullptr) {
-        waits = A::wait_reason(t);
+      SpinGuard g(TaskAccess::lock(t));
+      if (TaskAccess::wait_reason(t) != nullptr) {
+        waits = TaskAccess::wait_reason(t);
       }
-      if (FutureCore* f = A::awaiting(t)) {
+      if (FutureCore* f = TaskAccess::awaiting(t)) {
         waits += f->is_task() ? " task #" + std::to_string(static_cast<TaskCore*>(f)->id())
                               : std::string(" a future");
       }
-      spawner = A::spawner_id(t);
+      spawner = TaskAccess::spawner_id(t);
     }
     os << "  #" << t->id() << " '" << t->name() << "' " << state;
-    if (A::internal(t)) {
+    if (TaskAccess::internal(t)) {
       os << " (runtime callback)";
     }
     if (!waits.empty()) {

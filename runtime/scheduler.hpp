@@ -142,4 +142,8 @@ class Scheduler {
 
 unsigned default_worker_count();
 
+// The scheduler of the calling worker thread; throws InvalidStateError on a
+// thread that is not a runtime worker (`what` names the caller).
+Scheduler* current_scheduler_or_throw(const char* what);
+
 }  // namespace spindle::detail

@@ -190,8 +190,6 @@ class Worker {
   // timer wheel's next deadline just above it each time they look for work
   // (sharing a line cost a searching worker ~17% of a 2-worker yield run).
   alignas(64) WorkerCounters counters_;
-
-  friend class Scheduler;
 };
 
 }  // namespace spindle::detail

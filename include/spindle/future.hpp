@@ -273,8 +273,6 @@ class Future {
   friend bool operator==(const Future& a, const Future& b) noexcept { return a.core_ == b.core_; }
 
  protected:
-  template <class>
-  friend class Future;
   // Adopts one reference.
   explicit Future(detail::FutureCore* adopted) noexcept : core_(adopted) {}
   detail::FutureCore* c() const {
