@@ -442,33 +442,11 @@ bool Scheduler::any_stealable_work() noexcept {
 
 Stats Scheduler::stats() {
   Stats s;
-  auto add = [](WorkerStats& to, const WorkerStats& from) {
-    to.spawned += from.spawned;
-    to.started += from.started;
-    to.resumed += from.resumed;
-    to.inline_runs += from.inline_runs;
-    to.steals += from.steals;
-    to.stolen += from.stolen;
-    to.injected += from.injected;
-    to.overflowed += from.overflowed;
-    to.parks += from.parks;
-    to.timers_fired += from.timers_fired;
-  };
   for (auto& w : workers_) {
-    WorkerCounters& c = w->counters();
-    auto ld = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-    WorkerStats ws;
-    ws.spawned = ld(c.spawned);
-    ws.started = ld(c.started);
-    ws.resumed = ld(c.resumed);
-    ws.inline_runs = ld(c.inline_runs);
-    ws.steals = ld(c.steals);
-    ws.stolen = ld(c.stolen);
-    ws.injected = ld(c.injected);
-    ws.overflowed = ld(c.overflowed);
-    ws.parks = ld(c.parks);
-    ws.timers_fired = ld(c.timers_fired);
-    add(s.total, ws);
+    const WorkerStats ws = w->counters().snapshot();
+#define SPINDLE_WORKER_STATS_SUM_(name) s.total.name += ws.name;
+    SPINDLE_WORKER_STATS(SPINDLE_WORKER_STATS_SUM_)
+#undef SPINDLE_WORKER_STATS_SUM_
     s.workers.push_back(ws);
   }
   s.live_tasks = registry_.live();
