@@ -10,22 +10,22 @@
 namespace {
 
 void BM_TimerArmCancel(benchmark::State& state) {
-  spindle::detail::TimerWheel heap;
+  spindle::detail::TimerWheel wheel;
   const int background = static_cast<int>(state.range(0));
   std::vector<spindle::detail::TimerEntry> others(static_cast<std::size_t>(background));
   std::int64_t now = spindle::detail::now_ns();
   for (int i = 0; i < background; ++i) {
     others[i].deadline_ns = now + 1'000'000'000 + i;
-    heap.insert(&others[i]);
+    wheel.insert(&others[i]);
   }
   spindle::detail::TimerEntry e;
   for (auto _ : state) {
     e.deadline_ns = now + 500'000'000;
-    heap.insert(&e);
-    heap.remove(&e);
+    wheel.insert(&e);
+    wheel.remove(&e);
   }
   for (auto& o : others) {
-    heap.remove(&o);
+    wheel.remove(&o);
   }
   state.SetItemsProcessed(state.iterations());
 }

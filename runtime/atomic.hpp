@@ -10,6 +10,9 @@
 #include <atomic>
 #include <cstdint>
 
+// cpu_relax(), the pause hint for spin loops, shared with SpinLock.
+#include <spindle/detail/cpu_relax.hpp>
+
 #include "sanitizers.hpp"
 
 namespace spindle::detail {
@@ -26,15 +29,6 @@ inline void full_fence() noexcept {
   asm volatile("lock orq $0, (%%rsp)" ::: "memory", "cc");
 #else
   std::atomic_thread_fence(std::memory_order_seq_cst);
-#endif
-}
-
-// A pause hint for spin loops.
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
 #endif
 }
 

@@ -61,7 +61,7 @@ namespace {
 // Runtime::call_later on the runtime that runs `task` (callable from any
 // thread).
 TimerHandle call_later_on(TaskCore* task, Duration d, std::function<void()> fn) {
-  return TimerHandle(task->scheduler()->call_later(d.count(), std::move(fn)));
+  return TimerHandle(task->scheduler()->timer_domain().call_later(d.count(), std::move(fn)));
 }
 
 }  // namespace

@@ -12,42 +12,40 @@ namespace spindle::detail {
 Registry::Registry(unsigned shards) : shards_(new Shard[shards]), nshards_(shards) {}
 
 void Registry::add(TaskCore* t, unsigned shard) {
-  using A = TaskAccess;
   // Callers pass a worker index or num_workers() (spawns from outside), both
   // below nshards_: no modulo on the spawn path (a divide was a quarter of
   // this function's cost in skynet).
   SPINDLE_ASSERT(shard < nshards_, "registry: shard index out of range");
-  A::registry_shard(t) = static_cast<std::uint16_t>(shard);
+  TaskAccess::registry_shard(t) = static_cast<std::uint16_t>(shard);
   Shard& s = shards_[shard];
   SpinGuard g(s.lock);
   __atomic_store_n(&s.count, s.count + 1, __ATOMIC_RELAXED);  // see live()
-  A::registry_prev(t) = nullptr;
-  A::registry_next(t) = s.head;
+  TaskAccess::registry_prev(t) = nullptr;
+  TaskAccess::registry_next(t) = s.head;
   if (s.head != nullptr) {
-    A::registry_prev(s.head) = t;
+    TaskAccess::registry_prev(s.head) = t;
   }
   s.head = t;
 }
 
 void Registry::remove(TaskCore* t) {
-  using A = TaskAccess;
-  Shard& s = shards_[A::registry_shard(t)];
+  Shard& s = shards_[TaskAccess::registry_shard(t)];
   std::size_t left;
   {
     SpinGuard g(s.lock);
     left = s.count - 1;
     __atomic_store_n(&s.count, left, __ATOMIC_RELAXED);
-    TaskCore* prev = A::registry_prev(t);
-    TaskCore* next = A::registry_next(t);
+    TaskCore* prev = TaskAccess::registry_prev(t);
+    TaskCore* next = TaskAccess::registry_next(t);
     if (prev != nullptr) {
-      A::registry_next(prev) = next;
+      TaskAccess::registry_next(prev) = next;
     } else {
       s.head = next;
     }
     if (next != nullptr) {
-      A::registry_prev(next) = prev;
+      TaskAccess::registry_prev(next) = prev;
     }
-    A::registry_prev(t) = A::registry_next(t) = nullptr;
+    TaskAccess::registry_prev(t) = TaskAccess::registry_next(t) = nullptr;
   }
   SPINDLE_PERTURB(kRegistryRemoved);
   // A shard that empties tells a shutdown waiting for all of them. seq_cst:

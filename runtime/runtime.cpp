@@ -182,7 +182,7 @@ void Runtime::call_soon(std::function<void()> fn) {
 }
 
 TimerHandle Runtime::call_later(Duration d, std::function<void()> fn) {
-  return TimerHandle(sched_->call_later(d.count(), std::move(fn)));
+  return TimerHandle(sched_->timer_domain().call_later(d.count(), std::move(fn)));
 }
 
 void Runtime::shutdown() {
@@ -205,42 +205,6 @@ std::vector<TaskRef> Runtime::all_tasks() const {
 void Runtime::set_exception_handler(
     std::function<void(const TaskRef&, std::exception_ptr)> handler) {
   sched_->set_exception_handler(std::move(handler));
-}
-
-// ---------------------------------------------------------------------------
-// TimerHandle
-// ---------------------------------------------------------------------------
-
-bool TimerHandle::cancel() {
-  if (!state_) {
-    return false;
-  }
-  int armed = 0;
-  // acq_rel: decides cancel vs fire once (pairs with on_fire's CAS).
-  if (!state_->phase.compare_exchange_strong(armed, 2, std::memory_order_acq_rel)) {
-    return false;
-  }
-  detail::TimerDomain& d = *state_->domain;
-  d.cancellers.fetch_add(1, std::memory_order_seq_cst);  // INV-L1
-  if (!d.wheels_gone.load(std::memory_order_seq_cst) && state_->wheel != nullptr &&
-      state_->wheel->remove(state_.get())) {
-    std::shared_ptr<detail::CallLaterState> drop = std::move(state_->self);
-  }
-  // Else a firing worker, or shutdown, took it out and drops `self`.
-  // release: INV-L1, our wheel accesses happen before shutdown goes on.
-  d.cancellers.fetch_sub(1, std::memory_order_release);
-  return true;
-}
-
-bool TimerHandle::cancelled() const {
-  return state_ && state_->phase.load(std::memory_order_acquire) == 2;
-}
-
-TimePoint TimerHandle::when() const {
-  if (!state_) {
-    return TimePoint{};
-  }
-  return TimePoint(Duration(state_->deadline_ns));
 }
 
 }  // namespace spindle

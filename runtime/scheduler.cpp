@@ -20,7 +20,8 @@
 //   - a timer wheel (timer.hpp), a parker (parker.hpp), a fiber cache.
 // Shared by all workers: the injection queue for work from other threads
 // (inject_queue.hpp), the idle accounting (idle.hpp), the task registry
-// (registry.hpp), the stack allocator and fiber pool.
+// (registry.hpp), the stack allocator and fiber pool, and the timer domain
+// (call_later.hpp), which arms timers on the wheels and runs call_later.
 //
 // == Picking the next task ==
 //
@@ -82,6 +83,7 @@
 
 #include "atomic.hpp"
 #include "debug.hpp"
+#include "future_access.hpp"
 #include "perturb.hpp"
 #include "sanitizers.hpp"
 #include "task_access.hpp"
@@ -90,8 +92,6 @@
 
 namespace spindle::detail {
 namespace {
-
-using A = TaskAccess;
 
 // CPUs from the cgroup v2 quota ("max 100000" means none), if any.
 unsigned cgroup_cpu_limit() {
@@ -202,10 +202,10 @@ void Scheduler::spawn(TaskCore* t) {
   if (closed()) {
     throw InvalidStateError("spawn on a runtime that is shut down");
   }
-  A::sched(t) = this;
-  A::id(t) = next_external_id();
+  TaskAccess::sched(t) = this;
+  TaskAccess::id(t) = next_external_id();
   // Not yet shared with anyone: plain stores. The queue push publishes them.
-  t->word().store(initial_task_word(), std::memory_order_relaxed);
+  FutureAccess::word(t).store(initial_task_word(), std::memory_order_relaxed);
   registry_.add(t, num_workers());
   SPINDLE_PERTURB(kSpawnRegistered);
   // Shutdown closes, then looks at the registry; we register, then look at
@@ -229,14 +229,14 @@ void Scheduler::spawn_local(Worker* w, TaskCore* t) {
     spawn(t);  // a worker of another runtime spawning onto this one
     return;
   }
-  A::sched(t) = this;
-  A::id(t) = w->take_id();
+  TaskAccess::sched(t) = this;
+  TaskAccess::id(t) = w->take_id();
   Fiber* f = w->current_fiber();
   const bool from_task = f != nullptr && f->current != nullptr;
   if (from_task) {
-    A::spawner_id(t) = A::id(f->current);
+    TaskAccess::spawner_id(t) = TaskAccess::id(f->current);
   }
-  t->word().store(initial_task_word(), std::memory_order_relaxed);
+  FutureAccess::word(t).store(initial_task_word(), std::memory_order_relaxed);
   registry_.add(t, w->index());
   if (!from_task) {
     SPINDLE_PERTURB(kSpawnRegistered);
@@ -305,78 +305,8 @@ struct CallSoonBody {
 void Scheduler::call_soon(std::function<void()> fn) {
   std::string name = "call_soon";
   auto task = make_task(CallSoonBody{std::move(fn)}, name);
-  A::internal(static_cast<TaskCore*>(task.core())) = true;
+  TaskAccess::internal(static_cast<TaskCore*>(task.core())) = true;
   spawn(static_cast<TaskCore*>(task.core()));
-}
-
-std::shared_ptr<CallLaterState> Scheduler::call_later(std::int64_t delay_ns,
-                                                      std::function<void()> fn) {
-  if (closed()) {
-    throw InvalidStateError("call_later on a runtime that is shut down");
-  }
-  auto s = std::make_shared<CallLaterState>();
-  s->fn = std::move(fn);
-  s->sched = this;
-  s->domain = timer_domain_;
-  s->deadline_ns = deadline_after_ns(now_ns(), delay_ns);  // saturating: max means never
-  s->on_fire = [](TimerEntry* e) {
-    auto* st = static_cast<CallLaterState*>(e);
-    std::shared_ptr<CallLaterState> keep = std::move(st->self);
-    int armed = 0;
-    // A runtime that is closing runs no more timer callbacks (as a closed
-    // asyncio loop): nothing spawned now could be awaited by shutdown.
-    int outcome = st->sched->closed() ? 2 : 1;
-    SPINDLE_PERTURB(kTimerCallback);
-    // acq_rel: decides fire vs cancel once; pairs with TimerHandle::cancel().
-    if (st->phase.compare_exchange_strong(armed, outcome, std::memory_order_acq_rel) &&
-        outcome == 1) {
-      try {
-        st->sched->call_soon(std::move(st->fn));
-      } catch (const InvalidStateError&) {
-        // Closed since the look above (INV-S1): dropped, as a callback
-        // of a closed loop.
-      }
-    }
-  };
-  if (s->deadline_ns == kNeverNs) {
-    return s;  // never fires: nothing to arm (cancel() finds no wheel)
-  }
-  s->self = s;
-  arm_timer(s.get());
-  // Shutdown stops the workers, then drains the timers; we armed, then look
-  // again (seq_cst StoreLoad on both sides): an entry armed too late is
-  // taken back here rather than left in a wheel about to be destroyed.
-  full_fence();
-  if (stopping_.load(std::memory_order_seq_cst)) {
-    int armed = 0;
-    if (s->phase.compare_exchange_strong(armed, 2, std::memory_order_acq_rel) &&
-        s->wheel->remove(s.get())) {
-      s->self.reset();
-    }
-    throw InvalidStateError("call_later on a runtime that is shut down");
-  }
-  return s;
-}
-
-void Scheduler::arm_timer(TimerEntry* e) { arm_timer(e, Worker::current()); }
-
-void Scheduler::arm_timer(TimerEntry* e, Worker* w) {
-  TimerWheel* wheel;
-  if (w != nullptr && &w->scheduler() == this) {
-    wheel = &w->timers();
-  } else {
-    wheel = &workers_[remote_timer_rr_.fetch_add(1, std::memory_order_relaxed) % num_workers()]
-                 ->timers();
-  }
-  const bool earliest = wheel->insert(e);
-  SPINDLE_PERTURB(kTimerArmed);
-  if (!earliest) {
-    return;  // not a new earliest: whoever covers the earlier one covers it (INV-TK2)
-  }
-  // INV-TK1 (timer.hpp): our wheel's new next deadline, a fence, then the
-  // parked workers' wake-up times.
-  full_fence();
-  cover_deadline(wheel->next_deadline());
 }
 
 void Scheduler::cover_deadline(std::int64_t due) {
@@ -455,13 +385,13 @@ void Scheduler::shutdown() {
     return;
   }
   closed_.store(true, std::memory_order_seq_cst);
-  full_fence();  // pairs with the re-check in spawn() and call_later()
+  full_fence();  // INV-S1: pairs with the re-check in spawn() and spawn_local()
   SPINDLE_PERTURB(kShutdownClosed);
   cancel_all_and_wait();
   blocking_pool_.shutdown();
   monitor_->stop();
   stopping_.store(true, std::memory_order_seq_cst);
-  full_fence();  // pairs with the re-check in call_later()
+  full_fence();  // call_later.hpp INV-CL3: pairs with the re-check in call_later()
   for (auto& w : workers_) {
     w->parker().unpark();
   }
@@ -473,24 +403,9 @@ void Scheduler::shutdown() {
     // and nothing can spawn once closed. Say so rather than hide it.
     std::fprintf(stderr, "spindle: %zu task(s) left unfinished at shutdown\n", registry_.live());
   }
-  // Timers that never fired: call_later entries still hold themselves.
-  std::vector<Waiter*> wake;
-  std::vector<TimerEntry*> callbacks;
-  for (auto& w : workers_) {
-    w->timers().take_all(wake, callbacks);
-  }
-  SPINDLE_ASSERT(wake.empty(), "a task waiter outlived every task");
-  for (TimerEntry* e : callbacks) {
-    auto* st = static_cast<CallLaterState*>(e);
-    st->phase.store(2, std::memory_order_relaxed);
-    std::shared_ptr<CallLaterState> drop = std::move(st->self);
-  }
-  // INV-L1: no TimerHandle::cancel() reaches a wheel from here on, so the
-  // workers (and their wheels) may be destroyed once those inside are out.
-  timer_domain_->wheels_gone.store(true, std::memory_order_seq_cst);
-  while (timer_domain_->cancellers.load(std::memory_order_seq_cst) != 0) {
-    std::this_thread::yield();
-  }
+  // Timers that never fired, and TimerHandles cancelling meanwhile
+  // (call_later.hpp INV-CL2, INV-CL4).
+  timer_domain_.drain();
   for (auto& w : workers_) {
     w->drain_fibers();
   }
@@ -527,33 +442,11 @@ bool Scheduler::any_stealable_work() noexcept {
 
 Stats Scheduler::stats() {
   Stats s;
-  auto add = [](WorkerStats& to, const WorkerStats& from) {
-    to.spawned += from.spawned;
-    to.started += from.started;
-    to.resumed += from.resumed;
-    to.inline_runs += from.inline_runs;
-    to.steals += from.steals;
-    to.stolen += from.stolen;
-    to.injected += from.injected;
-    to.overflowed += from.overflowed;
-    to.parks += from.parks;
-    to.timers_fired += from.timers_fired;
-  };
   for (auto& w : workers_) {
-    WorkerCounters& c = w->counters();
-    auto ld = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-    WorkerStats ws;
-    ws.spawned = ld(c.spawned);
-    ws.started = ld(c.started);
-    ws.resumed = ld(c.resumed);
-    ws.inline_runs = ld(c.inline_runs);
-    ws.steals = ld(c.steals);
-    ws.stolen = ld(c.stolen);
-    ws.injected = ld(c.injected);
-    ws.overflowed = ld(c.overflowed);
-    ws.parks = ld(c.parks);
-    ws.timers_fired = ld(c.timers_fired);
-    add(s.total, ws);
+    const WorkerStats ws = w->counters().snapshot();
+#define SPINDLE_WORKER_STATS_SUM_(name) s.total.name += ws.name;
+    SPINDLE_WORKER_STATS(SPINDLE_WORKER_STATS_SUM_)
+#undef SPINDLE_WORKER_STATS_SUM_
     s.workers.push_back(ws);
   }
   s.live_tasks = registry_.live();
@@ -569,7 +462,7 @@ void Scheduler::dump_tasks(std::ostream& os) {
             [](TaskCore* a, TaskCore* b) { return a->id() < b->id(); });
   os << "spindle: " << live.size() << " live task(s)\n";
   for (TaskCore* t : live) {
-    std::uint64_t word = t->word().load(std::memory_order_acquire);
+    std::uint64_t word = FutureAccess::word(t).load(std::memory_order_acquire);
     const char* state = (word & kComplete)  ? "finishing"
                         : (word & kRunning) ? "running"
                         : (word & kNotified) ? ((word & kStarted) ? "runnable" : "queued")
@@ -577,18 +470,18 @@ void Scheduler::dump_tasks(std::ostream& os) {
     std::string waits;
     std::uint64_t spawner;
     {
-      SpinGuard g(A::lock(t));
-      if (A::wait_reason(t) != nullptr) {
-        waits = A::wait_reason(t);
+      SpinGuard g(TaskAccess::lock(t));
+      if (TaskAccess::wait_reason(t) != nullptr) {
+        waits = TaskAccess::wait_reason(t);
       }
-      if (FutureCore* f = A::awaiting(t)) {
+      if (FutureCore* f = TaskAccess::awaiting(t)) {
         waits += f->is_task() ? " task #" + std::to_string(static_cast<TaskCore*>(f)->id())
                               : std::string(" a future");
       }
-      spawner = A::spawner_id(t);
+      spawner = TaskAccess::spawner_id(t);
     }
     os << "  #" << t->id() << " '" << t->name() << "' " << state;
-    if (A::internal(t)) {
+    if (TaskAccess::internal(t)) {
       os << " (runtime callback)";
     }
     if (!waits.empty()) {

@@ -13,6 +13,7 @@
 #include <spindle/runtime.hpp>
 
 #include "blocking_pool.hpp"
+#include "call_later.hpp"
 #include "fiber.hpp"
 #include "idle.hpp"
 #include "inject_queue.hpp"
@@ -25,27 +26,6 @@ namespace spindle::detail {
 
 class Worker;
 class TaskCore;
-
-// Outlives the scheduler, so that a TimerHandle::cancel() racing (or
-// following) ~Runtime can tell whether the timer wheels still exist.
-//   INV-L1  a canceller touches a wheel only while counted in `cancellers`
-//           and after reading `wheels_gone == false`; shutdown sets
-//           `wheels_gone` and then waits for `cancellers` to drain before
-//           the wheels can be destroyed. seq_cst on the increment, the flag
-//           store and both loads (StoreLoad on each side, Dekker): either
-//           the canceller sees the flag, or shutdown sees it counted.
-struct TimerDomain {
-  std::atomic<int> cancellers{0};
-  std::atomic<bool> wheels_gone{false};
-};
-
-struct CallLaterState : TimerEntry {
-  std::function<void()> fn;
-  Scheduler* sched = nullptr;
-  std::shared_ptr<TimerDomain> domain;
-  std::atomic<int> phase{0};  // 0 armed, 1 fired, 2 cancelled
-  std::shared_ptr<CallLaterState> self;  // keeps the entry alive while in a wheel
-};
 
 // Lifecycle invariants (scheduler.cpp):
 //   INV-S1  every spawn that no live task holds back — from outside, or
@@ -97,14 +77,8 @@ class Scheduler {
     }
   }
   void call_soon(std::function<void()> fn);
-  std::shared_ptr<CallLaterState> call_later(std::int64_t delay_ns, std::function<void()> fn);
-  // Arms a timer on the calling worker, or on some worker from outside;
-  // kicks a parked worker if no idle worker would wake in time for it
-  // (timer.hpp INV-TK1).
-  void arm_timer(TimerEntry* e);
-  // The same, for a caller that already looked up its worker (`w`, or
-  // nullptr off the runtime).
-  void arm_timer(TimerEntry* e, Worker* w);
+  // call_later, arming timers, the shutdown drain (call_later.hpp).
+  TimerDomain& timer_domain() noexcept { return timer_domain_; }
   // After a fence (timer.hpp INV-TK1): makes sure some parked worker wakes
   // by `due`, kicking one if none would.
   void cover_deadline(std::int64_t due);
@@ -119,6 +93,9 @@ class Scheduler {
   void shutdown();
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
   bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+  // The same flag read seq_cst, after the caller's fence: the StoreLoad
+  // partner of shutdown's store and fence (call_later.hpp INV-CL3).
+  bool stopping_seq_cst() const noexcept { return stopping_.load(std::memory_order_seq_cst); }
 
   // --- introspection -----------------------------------------------------
   Stats stats();
@@ -155,15 +132,18 @@ class Scheduler {
   std::atomic<bool> closed_{false};    // shutdown began: no new outside spawns
   std::atomic<bool> stopping_{false};  // workers must exit their loops
   std::atomic<std::uint64_t> next_id_{1};
-  std::atomic<unsigned> remote_timer_rr_{0};
   // INV-S2: threads inside submit_remote(); shutdown waits for zero.
   std::atomic<std::uint64_t> remote_in_flight_{0};
-  std::shared_ptr<TimerDomain> timer_domain_ = std::make_shared<TimerDomain>();
+  TimerDomain timer_domain_{*this};
   std::mutex handler_mu_;
   std::function<void(const TaskRef&, std::exception_ptr)> exception_handler_;
   std::mutex shutdown_mu_;
 };
 
 unsigned default_worker_count();
+
+// The scheduler of the calling worker thread; throws InvalidStateError on a
+// thread that is not a runtime worker (`what` names the caller).
+Scheduler* current_scheduler_or_throw(const char* what);
 
 }  // namespace spindle::detail

@@ -93,8 +93,6 @@ void StackAllocator::add_chunk() {
   }
   chunks_[chunk_count_] = Chunk{static_cast<char*>(p) + page_size(), slots};
   ++chunk_count_;
-  // release: the signal handler reads chunks_[0..published) after an acquire.
-  __atomic_store_n(&published_chunks_, chunk_count_, __ATOMIC_RELEASE);
   next_slot_ = 0;
   chunk_slots_ = slots;
 }
@@ -157,28 +155,6 @@ void StackAllocator::release(std::vector<StackRegion>& stacks) {
   std::lock_guard<std::mutex> lock(mu_);
   free_.insert(free_.end(), stacks.begin(), stacks.end());
   stacks.clear();
-}
-
-bool StackAllocator::find_guard_hit(const void* addr, StackRegion* out) const noexcept {
-  const char* a = static_cast<const char*>(addr);
-  // acquire: pairs with the release in add_chunk().
-  std::size_t n = __atomic_load_n(&published_chunks_, __ATOMIC_ACQUIRE);
-  for (std::size_t i = 0; i < n; ++i) {
-    const Chunk& c = chunks_[i];
-    if (a < c.base || a >= c.base + c.slots * slot_size_) {
-      continue;
-    }
-    std::size_t off = static_cast<std::size_t>(a - c.base) % slot_size_;
-    char* slot = c.base + (static_cast<std::size_t>(a - c.base) / slot_size_) * slot_size_;
-    // A hit in the guard page, or just below a stack's lowest word when the
-    // faulting frame jumped over it.
-    if (off < page_size()) {
-      *out = StackRegion{slot + page_size(), stack_size_ - kCanaryBytes, true};
-      return true;
-    }
-    return false;
-  }
-  return false;
 }
 
 }  // namespace spindle::detail

@@ -69,10 +69,6 @@ class StackAllocator {
   // into one madvise call.
   void release(std::vector<StackRegion>& stacks);
 
-  // The guard page containing `addr`, if any: fills the stack it protects.
-  // Async-signal-safe (no locks; reads an append-only chunk table).
-  bool find_guard_hit(const void* addr, StackRegion* out) const noexcept;
-
   static std::size_t page_size() noexcept;
 
  private:
@@ -93,12 +89,11 @@ class StackAllocator {
   std::size_t next_slot_ = 0;      // in the newest chunk
   std::size_t chunk_slots_ = 0;
 
-  // Append-only table for the signal handler; fixed capacity, published
-  // with release on chunk_count_.
+  // Every chunk mapped, for the destructor; appended under mu_, fixed
+  // capacity.
   static constexpr std::size_t kMaxChunks = 1 << 14;
   Chunk* chunks_;
   std::size_t chunk_count_ = 0;
-  std::size_t published_chunks_ = 0;  // atomic via __atomic builtins
 };
 
 }  // namespace spindle::detail

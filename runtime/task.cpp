@@ -34,8 +34,6 @@
 
 namespace spindle::detail {
 
-using A = TaskAccess;
-
 TaskCore::~TaskCore() {
   SPINDLE_ASSERT(awaiting_ == nullptr, "task destroyed while awaiting a future");
 }
@@ -151,12 +149,12 @@ void complete_with_error(TaskCore* t, Status final_status, std::exception_ptr e)
 void execute_task(TaskCore* t) noexcept {
   std::string pre_cancel_message;
   bool pre_cancelled = false;
-  if (A::cancel_pending(t)) {  // rare: take the lock only then
-    SpinGuard g(A::lock(t));
-    pre_cancelled = A::must_cancel(t).load(std::memory_order_relaxed);
+  if (TaskAccess::cancel_pending(t)) {  // rare: take the lock only then
+    SpinGuard g(TaskAccess::lock(t));
+    pre_cancelled = TaskAccess::must_cancel(t).load(std::memory_order_relaxed);
     if (pre_cancelled) {
-      A::must_cancel(t).store(false, std::memory_order_relaxed);  // INV-C3
-      pre_cancel_message = A::cancel_message(t);
+      TaskAccess::must_cancel(t).store(false, std::memory_order_relaxed);  // INV-C3
+      pre_cancel_message = TaskAccess::cancel_message(t);
     }
   }
   if (pre_cancelled) {
@@ -185,7 +183,7 @@ void finish_task(TaskCore* t) noexcept {
   if (Worker* w = Worker::current()) {
     w->forget_running(t);  // before the registry lets go of it (INV-R1)
   }
-  A::sched(t)->registry().remove(t);
+  TaskAccess::sched(t)->registry().remove(t);
   t->unref();  // the scheduler's reference (INV-T4)
 }
 

@@ -26,7 +26,6 @@ struct TaskAccess {
     return t->must_cancel_.load(std::memory_order_acquire);
   }
   static bool& internal(TaskCore* t) { return t->internal_; }
-  static std::uint16_t& num_cancels(TaskCore* t) { return t->num_cancels_; }
   // Under task_lock_. Empty when the task was never cancelled with one.
   static const std::string& cancel_message(TaskCore* t) {
     return t->notes_ ? t->notes_->cancel_message : empty_string();

@@ -56,6 +56,7 @@
 #include <spindle/detail/task_core.hpp>
 
 #include "debug.hpp"
+#include "future_access.hpp"
 
 namespace spindle::detail {
 
@@ -74,7 +75,7 @@ inline std::uint64_t initial_task_word() noexcept { return kNotified | 2 * Futur
 // Worker took the task from a queue (or claimed it to run inline). Returns
 // true if this is its first run.
 inline bool transition_to_running(TaskCore* t) noexcept {
-  auto& w = t->word();
+  auto& w = FutureAccess::word(t);
   std::uint64_t cur = w.load(std::memory_order_relaxed);
   if ((cur & (kRunning | kNotified)) == kRunning) {
     return false;  // a yielded task, still ours (INV-T5)
@@ -91,7 +92,7 @@ inline bool transition_to_running(TaskCore* t) noexcept {
 }
 
 inline NotifyResult transition_notify(TaskCore* t) noexcept {
-  auto& w = t->word();
+  auto& w = FutureAccess::word(t);
   std::uint64_t cur = w.load(std::memory_order_relaxed);
   for (;;) {
     if (cur & (kNotified | kComplete)) {
@@ -109,13 +110,13 @@ inline NotifyResult transition_notify(TaskCore* t) noexcept {
 inline ReleaseResult transition_release(TaskCore* t) noexcept {
   // acq_rel: release publishes the suspended fiber to the next waker;
   // acquire sees a waker's notify.
-  std::uint64_t prev = t->word().fetch_and(~kRunning, std::memory_order_acq_rel);
+  std::uint64_t prev = FutureAccess::word(t).fetch_and(~kRunning, std::memory_order_acq_rel);
   SPINDLE_ASSERT(prev & kRunning, "task state: release of a task that is not running");
   return (prev & kNotified) ? ReleaseResult::kSubmit : ReleaseResult::kIdle;
 }
 
 inline void transition_complete(TaskCore* t) noexcept {
-  auto& w = t->word();
+  auto& w = FutureAccess::word(t);
   std::uint64_t cur = w.load(std::memory_order_relaxed);
   for (;;) {
     std::uint64_t next = (cur & ~(kRunning | kNotified)) | kComplete;
@@ -127,10 +128,10 @@ inline void transition_complete(TaskCore* t) noexcept {
 }
 
 inline bool task_started(const TaskCore* t) noexcept {
-  return const_cast<TaskCore*>(t)->word().load(std::memory_order_acquire) & kStarted;
+  return FutureAccess::word(t).load(std::memory_order_acquire) & kStarted;
 }
 inline bool task_complete_flag(const TaskCore* t) noexcept {
-  return const_cast<TaskCore*>(t)->word().load(std::memory_order_acquire) & kComplete;
+  return FutureAccess::word(t).load(std::memory_order_acquire) & kComplete;
 }
 
 }  // namespace spindle::detail

@@ -22,6 +22,7 @@
 
 #include "atomic.hpp"
 #include "debug.hpp"
+#include "future_access.hpp"
 #include "parker.hpp"
 #include "scheduler.hpp"
 #include "task_access.hpp"
@@ -33,8 +34,6 @@
 
 namespace spindle::detail {
 namespace {
-
-using A = TaskAccess;
 
 TaskCore* current_task_core() noexcept {
   Worker* w = Worker::current();
@@ -63,30 +62,30 @@ TaskCore* current_root() noexcept { return Worker::current()->current_fiber()->r
 
 // INV-C3: a pending request is delivered here, once.
 void deliver_cancellation(TaskCore* self) {
-  if (!A::cancel_pending(self)) {
+  if (!TaskAccess::cancel_pending(self)) {
     return;  // the common case, without the lock
   }
   std::string msg;
   {
-    SpinGuard g(A::lock(self));
-    if (!A::must_cancel(self).load(std::memory_order_relaxed)) {
+    SpinGuard g(TaskAccess::lock(self));
+    if (!TaskAccess::must_cancel(self).load(std::memory_order_relaxed)) {
       return;  // uncancel()ed meanwhile
     }
-    A::must_cancel(self).store(false, std::memory_order_relaxed);
-    msg = A::cancel_message(self);
+    TaskAccess::must_cancel(self).store(false, std::memory_order_relaxed);
+    msg = TaskAccess::cancel_message(self);
   }
   throw Cancelled(std::move(msg));
 }
 
 void link_waiter(FutureCore* f, Waiter* w) {
-  w->prev = f->waiters_tail();
+  w->prev = FutureAccess::waiters_tail(f);
   w->next = nullptr;
-  if (f->waiters_tail() != nullptr) {
-    f->waiters_tail()->next = w;
+  if (FutureAccess::waiters_tail(f) != nullptr) {
+    FutureAccess::waiters_tail(f)->next = w;
   } else {
-    f->waiters_head() = w;
+    FutureAccess::waiters_head(f) = w;
   }
-  f->waiters_tail() = w;
+  FutureAccess::waiters_tail(f) = w;
   w->linked = true;
 }
 
@@ -95,12 +94,12 @@ void link_waiter(FutureCore* f, Waiter* w) {
 // it may destroy the future at once (the setter may have used the same
 // handle, holding no reference of its own).
 void unlink_waiter(FutureCore* f, Waiter* w) {
-  SpinGuard g(f->lock());
+  SpinGuard g(FutureAccess::lock(f));
   if (!w->linked) {
     return;
   }
-  (w->prev != nullptr ? w->prev->next : f->waiters_head()) = w->next;
-  (w->next != nullptr ? w->next->prev : f->waiters_tail()) = w->prev;
+  (w->prev != nullptr ? w->prev->next : FutureAccess::waiters_head(f)) = w->next;
+  (w->next != nullptr ? w->next->prev : FutureAccess::waiters_tail(f)) = w->prev;
   w->prev = w->next = nullptr;
   w->linked = false;
 }
@@ -122,7 +121,7 @@ void await_publication(FutureCore* f) noexcept {
 
 // Links a waiter unless the future is already done. False if done.
 bool link_unless_done(FutureCore* f, Waiter* w) {
-  SpinGuard g(f->lock());
+  SpinGuard g(FutureAccess::lock(f));
   if (f->status() >= Status::kResult) {
     return false;
   }
@@ -130,13 +129,13 @@ bool link_unless_done(FutureCore* f, Waiter* w) {
   return true;
 }
 
-// A timed wait's timer, on the calling worker (Scheduler::arm_timer kicks a
+// A timed wait's timer, on the calling worker (TimerDomain::arm kicks a
 // parked worker if this becomes the earliest deadline). A deadline of never
 // arms nothing: the wait ends only by its other sources.
 void arm_own_timer(TimerEntry* e) {
   if (e->deadline_ns != kNeverNs) {
     Worker* w = Worker::current();
-    w->scheduler().arm_timer(e, w);
+    w->scheduler().timer_domain().arm(e, w);
   }
 }
 void disarm_own_timer(TimerEntry* e) {
@@ -150,15 +149,15 @@ void park_task(TaskCore* self, Waiter& w, FutureCore* awaiting, const char* reas
   bool pending;
   std::string msg;
   {
-    SpinGuard g(A::lock(self));
-    A::current_wait(self) = &w;
+    SpinGuard g(TaskAccess::lock(self));
+    TaskAccess::current_wait(self) = &w;
     // No reference: the caller holds a handle to `awaiting` for the whole
     // wait, and request_cancel() takes its own under this lock.
-    A::awaiting(self) = awaiting;
-    A::wait_reason(self) = reason;
-    pending = A::must_cancel(self).load(std::memory_order_relaxed);
+    TaskAccess::awaiting(self) = awaiting;
+    TaskAccess::wait_reason(self) = reason;
+    pending = TaskAccess::must_cancel(self).load(std::memory_order_relaxed);
     if (pending) {
-      msg = A::cancel_message(self);
+      msg = TaskAccess::cancel_message(self);
     }
   }
   bool fired_by_us = false;
@@ -167,8 +166,8 @@ void park_task(TaskCore* self, Waiter& w, FutureCore* awaiting, const char* reas
       // A request pending when the wait starts cancels the awaited future
       // instead, as if it had arrived during the wait (INV-C1).
       if (awaiting->cancel(msg)) {
-        SpinGuard g(A::lock(self));
-        A::must_cancel(self).store(false, std::memory_order_relaxed);
+        SpinGuard g(TaskAccess::lock(self));
+        TaskAccess::must_cancel(self).store(false, std::memory_order_relaxed);
       }
     } else {
       fired_by_us = w.try_fire();
@@ -182,10 +181,10 @@ void park_task(TaskCore* self, Waiter& w, FutureCore* awaiting, const char* reas
     } while (!w.fired());
   }
   {
-    SpinGuard g(A::lock(self));
-    A::current_wait(self) = nullptr;
-    A::awaiting(self) = nullptr;
-    A::wait_reason(self) = nullptr;
+    SpinGuard g(TaskAccess::lock(self));
+    TaskAccess::current_wait(self) = nullptr;
+    TaskAccess::awaiting(self) = nullptr;
+    TaskAccess::wait_reason(self) = nullptr;
   }
 }
 
@@ -223,7 +222,7 @@ std::size_t inline_stack_reserve(const Fiber* f) {
 // Runs `child` (not started, queued) inside `self`, on this fiber. False if
 // it could not be taken; the caller then waits for it normally.
 bool run_inline(TaskCore* self, TaskCore* child) {
-  if (task_started(child) || A::sched(child) != A::sched(self)) {
+  if (task_started(child) || TaskAccess::sched(child) != TaskAccess::sched(self)) {
     return false;
   }
   Worker* w = Worker::current();
@@ -244,28 +243,29 @@ bool run_inline(TaskCore* self, TaskCore* child) {
   bool pending;
   std::string msg;
   {
-    SpinGuard g(A::lock(self));
-    A::awaiting(self) = child;  // cancel(self) reaches the child (INV-C1); our caller's handle keeps it alive
-    A::wait_reason(self) = "task (running it inline)";
-    pending = A::must_cancel(self).load(std::memory_order_relaxed);
+    SpinGuard g(TaskAccess::lock(self));
+    // cancel(self) reaches the child (INV-C1); our caller's handle keeps it alive.
+    TaskAccess::awaiting(self) = child;
+    TaskAccess::wait_reason(self) = "task (running it inline)";
+    pending = TaskAccess::must_cancel(self).load(std::memory_order_relaxed);
     if (pending) {
-      A::must_cancel(self).store(false, std::memory_order_relaxed);
-      msg = A::cancel_message(self);
+      TaskAccess::must_cancel(self).store(false, std::memory_order_relaxed);
+      msg = TaskAccess::cancel_message(self);
     }
   }
   if (pending) {
     child->request_cancel(msg);
   }
-  A::inline_parent(child) = self;
+  TaskAccess::inline_parent(child) = self;
   f->current = child;
   execute_task(child);
   // The child may have suspended and migrated us; the fiber is the same.
   f->current = self;
-  A::inline_parent(child) = nullptr;
+  TaskAccess::inline_parent(child) = nullptr;
   {
-    SpinGuard g(A::lock(self));
-    A::awaiting(self) = nullptr;
-    A::wait_reason(self) = nullptr;
+    SpinGuard g(TaskAccess::lock(self));
+    TaskAccess::awaiting(self) = nullptr;
+    TaskAccess::wait_reason(self) = nullptr;
   }
   finish_task(child);
   return true;
@@ -295,7 +295,8 @@ void FutureCore::wait() {
         return;
       }
     } else {
-      for (TaskCore* p = A::inline_parent(self); p != nullptr; p = A::inline_parent(p)) {
+      for (TaskCore* p = TaskAccess::inline_parent(self); p != nullptr;
+           p = TaskAccess::inline_parent(p)) {
         if (p == target) {
           throw InvalidStateError("a task cannot await a task that is waiting for it");
         }
@@ -352,8 +353,6 @@ bool in_task_now() noexcept { return current_task_core() != nullptr; }
 
 namespace spindle {
 
-using detail::A;
-
 void yield() {
   detail::TaskCore* self = detail::current_task_or_throw("spindle::yield");
   detail::deliver_cancellation(self);
@@ -397,7 +396,7 @@ bool in_task() noexcept { return detail::in_task_now(); }
 std::vector<TaskRef> all_tasks() {
   detail::TaskCore* self = detail::current_task_or_throw("spindle::all_tasks");
   std::vector<TaskRef> out;
-  for (detail::TaskCore* t : A::sched(self)->registry().snapshot()) {
+  for (detail::TaskCore* t : detail::TaskAccess::sched(self)->registry().snapshot()) {
     out.push_back(TaskRef::adopt(t));
   }
   return out;

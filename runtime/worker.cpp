@@ -18,6 +18,7 @@
 
 #include "atomic.hpp"
 #include "debug.hpp"
+#include "future_access.hpp"
 #include "fault.hpp"
 #include "monitor.hpp"
 #include "overflow_guard.hpp"
@@ -30,8 +31,6 @@
 
 namespace spindle::detail {
 namespace {
-
-using A = TaskAccess;
 
 // The calling thread's worker. Read only through Worker::current(), which is
 // not inlined: a task that suspends may wake up on another thread, and an
@@ -104,12 +103,12 @@ std::uint64_t Worker::take_id() noexcept {
 bool Worker::try_ring_push(TaskCore* t) {
   // Only a task nobody has started can be claimed (to run inline). We own
   // `t` here, so a relaxed look at its flags is current.
-  const bool claimable = !(t->word().load(std::memory_order_relaxed) & kStarted);
+  const bool claimable = !(FutureAccess::word(t).load(std::memory_order_relaxed) & kStarted);
   std::uint32_t index = ring_.tail_index();
   if (claimable) {
     // Published before the entry so that a claimer that finds the entry
     // also finds where it is; a stale slot only makes a claim fail.
-    A::queue_slot(t).store(ring_slot(index_, index), std::memory_order_relaxed);
+    TaskAccess::queue_slot(t).store(ring_slot(index_, index), std::memory_order_relaxed);
   }
   std::uint32_t got;
   if (!ring_.push_back(t, claimable, &got)) {
@@ -137,15 +136,15 @@ void Worker::push_local(TaskCore* t) {
 
 void Worker::push_overflow(TaskCore* t) {
   SpinGuard g(overflow_lock_);
-  A::overflow_next(t) = nullptr;
-  A::overflow_prev(t) = overflow_tail_;
+  TaskAccess::overflow_next(t) = nullptr;
+  TaskAccess::overflow_prev(t) = overflow_tail_;
   if (overflow_tail_ != nullptr) {
-    A::overflow_next(overflow_tail_) = t;
+    TaskAccess::overflow_next(overflow_tail_) = t;
   } else {
     overflow_head_ = t;
   }
   overflow_tail_ = t;
-  A::queue_slot(t).store(overflow_slot(index_), std::memory_order_relaxed);
+  TaskAccess::queue_slot(t).store(overflow_slot(index_), std::memory_order_relaxed);
   // relaxed: read by the owner as a hint and by the idle re-check after a
   // seq_cst fence; the list itself is guarded by the lock.
   overflow_len_.store(overflow_len_.load(std::memory_order_relaxed) + 1,
@@ -184,19 +183,19 @@ TaskCore* Worker::refill_from_overflow() {
       // (a thief may move it into its own overflow list, a claimer may run
       // and free it), so its links must not be touched after the push.
       TaskCore* t = overflow_head_;
-      TaskCore* next = A::overflow_next(t);
-      A::overflow_next(t) = A::overflow_prev(t) = nullptr;
+      TaskCore* next = TaskAccess::overflow_next(t);
+      TaskAccess::overflow_next(t) = TaskAccess::overflow_prev(t) = nullptr;
       // The ring is empty, but a stealer may still be copying out of it and
       // hold up to half its slots: stop when it is full. (Never fall back to
       // push_overflow here: we hold the overflow lock.)
       if (!try_ring_push(t)) {
-        A::overflow_next(t) = next;  // still the head: relink
-        A::queue_slot(t).store(overflow_slot(index_), std::memory_order_relaxed);
+        TaskAccess::overflow_next(t) = next;  // still the head: relink
+        TaskAccess::queue_slot(t).store(overflow_slot(index_), std::memory_order_relaxed);
         break;
       }
       overflow_head_ = next;
       if (next != nullptr) {
-        A::overflow_prev(next) = nullptr;
+        TaskAccess::overflow_prev(next) = nullptr;
       } else {
         overflow_tail_ = nullptr;
       }
@@ -268,24 +267,24 @@ std::size_t Worker::queued() const noexcept {
 // ---------------------------------------------------------------------------
 
 bool Worker::try_claim(TaskCore* t) {
-  std::uint64_t slot = A::queue_slot(t).load(std::memory_order_acquire);
+  std::uint64_t slot = TaskAccess::queue_slot(t).load(std::memory_order_acquire);
   unsigned w = static_cast<unsigned>((slot >> 32) & 0x7fffffffu);
-  Scheduler* sched = A::sched(t);
+  Scheduler* sched = TaskAccess::sched(t);
   if (w == 0 || sched == nullptr || w > sched->num_workers()) {
     return false;  // in the injection queue, or nowhere we can reach
   }
   Worker& owner = sched->worker(w - 1);
   if (slot & kInOverflow) {
     SpinGuard g(owner.overflow_lock_);
-    if (A::queue_slot(t).load(std::memory_order_relaxed) != slot) {
+    if (TaskAccess::queue_slot(t).load(std::memory_order_relaxed) != slot) {
       return false;  // moved on while we took the lock
     }
-    TaskCore* prev = A::overflow_prev(t);
-    TaskCore* next = A::overflow_next(t);
-    (prev != nullptr ? A::overflow_next(prev) : owner.overflow_head_) = next;
-    (next != nullptr ? A::overflow_prev(next) : owner.overflow_tail_) = prev;
-    A::overflow_next(t) = A::overflow_prev(t) = nullptr;
-    A::queue_slot(t).store(0, std::memory_order_relaxed);
+    TaskCore* prev = TaskAccess::overflow_prev(t);
+    TaskCore* next = TaskAccess::overflow_next(t);
+    (prev != nullptr ? TaskAccess::overflow_next(prev) : owner.overflow_head_) = next;
+    (next != nullptr ? TaskAccess::overflow_prev(next) : owner.overflow_tail_) = prev;
+    TaskAccess::overflow_next(t) = TaskAccess::overflow_prev(t) = nullptr;
+    TaskAccess::queue_slot(t).store(0, std::memory_order_relaxed);
     owner.overflow_len_.store(owner.overflow_len_.load(std::memory_order_relaxed) - 1,
                               std::memory_order_relaxed);
     return true;
@@ -321,14 +320,14 @@ std::uint32_t Worker::steal_into(Worker& thief) {
     std::size_t want = len - len / 2;
     while (overflow_head_ != nullptr && n < want && n < kRingCapacity / 2) {
       TaskCore* t = overflow_head_;
-      overflow_head_ = A::overflow_next(t);
+      overflow_head_ = TaskAccess::overflow_next(t);
       if (overflow_head_ != nullptr) {
-        A::overflow_prev(overflow_head_) = nullptr;
+        TaskAccess::overflow_prev(overflow_head_) = nullptr;
       } else {
         overflow_tail_ = nullptr;
       }
-      A::overflow_next(t) = A::overflow_prev(t) = nullptr;
-      A::queue_slot(t).store(0, std::memory_order_relaxed);
+      TaskAccess::overflow_next(t) = TaskAccess::overflow_prev(t) = nullptr;
+      TaskAccess::queue_slot(t).store(0, std::memory_order_relaxed);
       batch[n++] = t;
     }
     overflow_len_.store(len - n, std::memory_order_relaxed);
@@ -554,7 +553,7 @@ void Worker::fire_timers() {
 // ---------------------------------------------------------------------------
 
 Fiber* Worker::fiber_for(TaskCore* t) {
-  if (Fiber* f = A::fiber(t)) {
+  if (Fiber* f = TaskAccess::fiber(t)) {
     return f;  // a suspended task resumes on its own fiber
   }
   return fresh_fiber_for(t);
@@ -589,7 +588,7 @@ void Worker::fiber_main(Context* ctx) {
     // The task may have migrated us: re-read the worker.
     w = current();
     TaskCore* next = w->next_local(true);
-    if (next != nullptr && A::fiber(next) == nullptr) {
+    if (next != nullptr && TaskAccess::fiber(next) == nullptr) {
       self->start = next;  // run it right here, on the same warm stack
       continue;
     }
@@ -601,7 +600,7 @@ void Worker::fiber_main(Context* ctx) {
 }
 
 void Worker::run_root(Fiber* f, TaskCore* t) {
-  A::fiber(t) = f;
+  TaskAccess::fiber(t) = f;
   f->root = t;
   f->current = t;
   execute_task(t);

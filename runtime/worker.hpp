@@ -31,13 +31,26 @@ enum class PostAction : std::uint8_t {
   kRecycleFiber,  // a fiber whose task finished: back to the cache
 };
 
-// Per-worker counters: written by the owner only (relaxed atomics so other
-// threads may read them for stats()).
+// Per-worker counters, one per WorkerStats field (SPINDLE_WORKER_STATS):
+// written by the owner only (relaxed atomics so other threads may read them
+// for stats()).
 struct WorkerCounters {
-  std::atomic<std::uint64_t> spawned{0}, started{0}, resumed{0}, inline_runs{0}, steals{0},
-      stolen{0}, injected{0}, overflowed{0}, parks{0}, timers_fired{0};
+#define SPINDLE_WORKER_COUNTER_(name) std::atomic<std::uint64_t> name{0};
+  SPINDLE_WORKER_STATS(SPINDLE_WORKER_COUNTER_)
+#undef SPINDLE_WORKER_COUNTER_
   void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+    // relaxed: a single writer (the owner), so load + store loses nothing;
+    // readers only want some recent value.
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  // Every counter, read from any thread. relaxed: each value is some recent
+  // one; stats() promises no consistency across counters or workers.
+  WorkerStats snapshot() const noexcept {
+    WorkerStats s;
+#define SPINDLE_WORKER_COUNTER_(name) s.name = name.load(std::memory_order_relaxed);
+    SPINDLE_WORKER_STATS(SPINDLE_WORKER_COUNTER_)
+#undef SPINDLE_WORKER_COUNTER_
+    return s;
   }
 };
 
@@ -190,8 +203,6 @@ class Worker {
   // timer wheel's next deadline just above it each time they look for work
   // (sharing a line cost a searching worker ~17% of a 2-worker yield run).
   alignas(64) WorkerCounters counters_;
-
-  friend class Scheduler;
 };
 
 }  // namespace spindle::detail

@@ -13,11 +13,29 @@
 // result() or exception() returns, for task and plain-thread waiters alike.
 // Done-callbacks see the same.
 //
-// Not promised: callbacks run on a runtime worker "soon" after completion,
-// in registration order relative to one another, but not at any particular
-// moment or on any particular thread. With no runtime alive they run on the
-// completing thread. For a move-only T, result() moves the value out: only
-// the first retrieval gets it.
+// Where done-callbacks run. A future belongs to no runtime. The callbacks
+// of one completion run together, in registration order, as one task on a
+// runtime that the completing thread picks at that moment (the thread
+// calling set_result(), set_exception() or cancel(); for a callback added to
+// a future already done, the one calling add_done_callback()):
+//   1. a worker of a runtime that has not yet stopped its workers picks its
+//      own runtime, even while that runtime shuts down;
+//   2. any other thread (a plain thread, a to_thread() pool thread) picks,
+//      among the live runtimes (from construction until shutdown() has
+//      returned), the most recently constructed one that has not begun to
+//      shut down;
+//   3. with no such runtime, the callbacks run on the completing thread,
+//      before the call that completed the future (or added the callback)
+//      returns.
+// So with several runtimes alive, a plain thread's set_result() sends the
+// callbacks to the newest runtime, whichever runtime created the future or
+// waits on it; a to_thread() future completes on a pool thread and follows
+// rule 2, not necessarily its own runtime.
+//
+// Not promised: callbacks run "soon" after completion, but not at any
+// particular moment or on any particular worker of that runtime. For a
+// move-only T, result() moves the value out: only the first retrieval gets
+// it.
 #pragma once
 
 #include <chrono>
@@ -236,8 +254,9 @@ class Future {
   bool cancel(std::string msg = {}) { return c()->cancel(std::move(msg)); }
 
   // Called once, in registration order, after completion, on a runtime
-  // worker; a callback added after completion is scheduled at once (never
-  // run inside this call).
+  // worker (see "Where done-callbacks run" above); a callback added after
+  // completion is scheduled at once, and runs inside this call only when no
+  // runtime can take it (rule 3).
   CallbackId add_done_callback(std::function<void(Future<T>)> cb) {
     return c()->add_done_callback([cb = std::move(cb)](detail::FutureCore* core) {
       core->ref();
@@ -273,8 +292,6 @@ class Future {
   friend bool operator==(const Future& a, const Future& b) noexcept { return a.core_ == b.core_; }
 
  protected:
-  template <class>
-  friend class Future;
   // Adopts one reference.
   explicit Future(detail::FutureCore* adopted) noexcept : core_(adopted) {}
   detail::FutureCore* c() const {

@@ -34,17 +34,26 @@ struct Options {
   std::chrono::milliseconds slow_task_warning{100};  // 0: off
 };
 
+// The per-worker counters, listed once: SPINDLE_WORKER_STATS(X) expands
+// X(name) for each, in this order. WorkerStats declares them from it, and so
+// do the runtime's own counters and everything that copies, sums or prints
+// them, so a counter added here is carried everywhere.
+#define SPINDLE_WORKER_STATS(X)                                 \
+  X(spawned)      /* tasks spawned from this worker */          \
+  X(started)      /* tasks started on a fiber */                \
+  X(resumed)      /* suspended tasks resumed */                 \
+  X(inline_runs)  /* children run inline by an awaiting task */ \
+  X(steals)       /* successful steal operations */             \
+  X(stolen)       /* tasks taken by those steals */             \
+  X(injected)     /* tasks taken from the injection queue */    \
+  X(overflowed)   /* pushes that went to the overflow list */   \
+  X(parks)        /* times the worker went to sleep */          \
+  X(timers_fired) /* timer entries fired (wakeups and callbacks) */
+
 struct WorkerStats {
-  std::uint64_t spawned = 0;        // tasks spawned from this worker
-  std::uint64_t started = 0;        // tasks started on a fiber
-  std::uint64_t resumed = 0;        // suspended tasks resumed
-  std::uint64_t inline_runs = 0;    // children run inline by an awaiting task
-  std::uint64_t steals = 0;         // successful steal operations
-  std::uint64_t stolen = 0;         // tasks taken by those steals
-  std::uint64_t injected = 0;       // tasks taken from the injection queue
-  std::uint64_t overflowed = 0;     // pushes that went to the overflow list
-  std::uint64_t parks = 0;          // times the worker went to sleep
-  std::uint64_t timers_fired = 0;
+#define SPINDLE_WORKER_STATS_FIELD_(name) std::uint64_t name = 0;
+  SPINDLE_WORKER_STATS(SPINDLE_WORKER_STATS_FIELD_)
+#undef SPINDLE_WORKER_STATS_FIELD_
 };
 
 struct Stats {

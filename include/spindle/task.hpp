@@ -29,9 +29,6 @@ namespace detail {
 
 class Scheduler;
 
-// The scheduler of the calling worker thread; throws InvalidStateError on a
-// thread that is not a runtime worker.
-Scheduler* current_scheduler_or_throw(const char* what);
 // Registers and queues a freshly built task on `sched`, from any thread.
 // Takes over the creator's reference for the scheduler and leaves the
 // caller one (the handle).

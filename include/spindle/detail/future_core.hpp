@@ -112,6 +112,9 @@ class FutureCore {
   // claimer still writing waits for it, so false means done for good.
   [[nodiscard]] bool claim_completion() noexcept;
   void abandon_claim() noexcept;
+  // The claimer's write of a failure (or, for a task, the runtime's), before
+  // publish(kException or kCancelled) (INV-F2); try_set_error() uses it.
+  void set_error(std::exception_ptr e) noexcept { error_ = std::move(e); }
   void publish(Status final_status) noexcept;
   // set_exception() for a plain future: throws InvalidStateError if done or
   // if this is a task.
@@ -159,13 +162,6 @@ class FutureCore {
     return reinterpret_cast<T*>(reinterpret_cast<char*>(this) + value_offset_);
   }
 
-  // Runtime-private accessors (the runtime is the only caller).
-  SpinLock& lock() noexcept { return lock_; }
-  Waiter*& waiters_head() noexcept { return waiters_head_; }
-  Waiter*& waiters_tail() noexcept { return waiters_tail_; }
-  void set_error(std::exception_ptr e) noexcept { error_ = std::move(e); }
-  std::atomic<std::uint64_t>& word() noexcept { return word_; }
-
  protected:
   explicit FutureCore(bool is_task) noexcept : is_task_(is_task) {}
   virtual ~FutureCore();
@@ -177,11 +173,12 @@ class FutureCore {
   }
   void write_state_repr(std::ostream& os) const;
 
-  std::atomic<std::uint64_t> word_{kRefOne};
-
  private:
-  friend class TaskCore;
+  // The runtime reaches the fields below through runtime/future_access.hpp.
+  friend struct FutureAccess;
   void report_unretrieved() noexcept;
+
+  std::atomic<std::uint64_t> word_{kRefOne};
 
   std::atomic<Status> status_{Status::kPending};
   SpinLock lock_;

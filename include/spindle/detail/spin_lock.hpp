@@ -6,6 +6,8 @@
 #include <atomic>
 #include <thread>
 
+#include "cpu_relax.hpp"
+
 namespace spindle::detail {
 
 class SpinLock {
@@ -32,17 +34,15 @@ class SpinLock {
   // the two cores took strict turns. Backing off leaves the line with the
   // holder for a few of its critical sections in a row: 2-worker
   // queue_mpmc went from ~60 to ~30 ns per item, median of alternating
-  // runs. The waiter still tries at 1, 2, 4 ... 64 pauses (a PAUSE is
-  // ~27 ns on this project's reference AMD machine, so the first tries come
-  // within a few hundred ns), then yields the thread between tries in case
-  // the holder is a preempted plain thread.
+  // runs. The waiter still tries at 1, 2, 4 ... 64 pauses (cpu_relax(): a
+  // PAUSE is ~27 ns on this project's reference AMD machine, so the first
+  // tries come within a few hundred ns), then yields the thread between
+  // tries in case the holder is a preempted plain thread.
   void lock_slow() noexcept {
     unsigned backoff = 1;
     for (;;) {
       for (unsigned i = 0; i < backoff; ++i) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
+        cpu_relax();
       }
       if (backoff < kMaxBackoff) {
         backoff *= 2;

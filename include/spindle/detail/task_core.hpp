@@ -46,8 +46,7 @@ class TaskCore : public FutureCore {
   ~TaskCore() override;
 
  private:
-  friend class Scheduler;
-  friend class Worker;
+  // The runtime reaches the fields below through runtime/task_access.hpp.
   friend struct TaskAccess;
 
   std::uint64_t id_ = 0;

@@ -1,0 +1,25 @@
+// Runtime-internal access to FutureCore's private fields (FutureCore
+// befriends this one struct, as TaskCore befriends TaskAccess, so the public
+// header needs no list of runtime classes and no "runtime-private" members).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include <spindle/detail/future_core.hpp>
+
+namespace spindle::detail {
+
+struct FutureAccess {
+  // The refcount and, for a task, the scheduling flags (task_state.hpp).
+  static std::atomic<std::uint64_t>& word(FutureCore* f) { return f->word_; }
+  static const std::atomic<std::uint64_t>& word(const FutureCore* f) { return f->word_; }
+  // Guards the waiter list, the callbacks and the status change out of
+  // kCompleting (future_core.hpp INV-F3).
+  static SpinLock& lock(FutureCore* f) { return f->lock_; }
+  // The waiters linked on the future, oldest first; under lock().
+  static Waiter*& waiters_head(FutureCore* f) { return f->waiters_head_; }
+  static Waiter*& waiters_tail(FutureCore* f) { return f->waiters_tail_; }
+};
+
+}  // namespace spindle::detail
