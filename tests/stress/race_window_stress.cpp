@@ -75,8 +75,9 @@ TEST(RaceWindow, PlainThreadWakerNeverTouchesAFreedRuntime) {
   // awake, so it finds the main task in the injection queue at once;
   // block_on returns and the runtime is destroyed while the producer is
   // still inside. Before INV-S2 this was a heap-use-after-free (ASan), and
-  // a read of freed idle state elsewhere.
-  Forced window(Point::kSubmitRemote, 3000);
+  // a read of freed idle state elsewhere. The window is held 30 ms: a
+  // loaded machine's shutdown outlasts a 3 ms one, and ASan then saw nothing.
+  Forced window(Point::kSubmitRemote, 30000);
   for (long i = 0; i < scaled(10); ++i) {
     spindle::Future<int> answer;
     std::thread producer;
