@@ -8,6 +8,12 @@
 // Every method is safe from any thread. get() suspends the calling task (or
 // blocks the calling plain thread) until the future is done.
 //
+// Not promised: one handle object used by a method in one thread while
+// another thread assigns or destroys that same object (std::shared_ptr's
+// rule). A completer may still be inside set_result() when a waiter's get()
+// returns, so a waiter that then drops the completer's handle (a shared
+// slot both use) frees the future under it; give each thread its own copy.
+//
 // Memory ordering: writes made before set_result(), set_exception() or
 // cancel() are visible to any thread once done() returns true, or get(),
 // result() or exception() returns, for task and plain-thread waiters alike.
