@@ -27,6 +27,7 @@
 #include "perturb.hpp"
 #include "runtime_fixture.hpp"
 #include "stress_support.hpp"
+#include "watchdog.hpp"
 
 using namespace std::chrono_literals;
 namespace perturb = spindle::detail::perturb;
@@ -45,7 +46,7 @@ spindle::Options opts(unsigned workers) {
 // Aborts the process, naming the seed, if `fn` has not returned in time: a
 // hang is a failure too.
 void bounded(std::uint64_t seed, const char* what, const std::function<void()>& fn) {
-  spindle::stress::run_with_watchdog(120s, fn, [&] {
+  spindle::testing::run_with_watchdog(120s, fn, [&] {
     std::fprintf(stderr, "HANG: perturbed scenario '%s', seed=%llu\n", what,
                  static_cast<unsigned long long>(seed));
   });

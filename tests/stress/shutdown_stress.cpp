@@ -22,6 +22,7 @@
 
 #include "runtime_fixture.hpp"
 #include "stress_support.hpp"
+#include "watchdog.hpp"
 
 using namespace std::chrono_literals;
 using spindle::stress::dump_some;
@@ -37,7 +38,7 @@ constexpr auto kDestroyLimit = 30s;
 // dumps the runtime's live tasks and aborts, so a hang is a loud failure.
 template <class Fn>
 void bounded(spindle::Runtime* rt, const char* what, Fn&& fn) {
-  spindle::stress::run_with_watchdog(kDestroyLimit, std::forward<Fn>(fn), [&] {
+  spindle::testing::run_with_watchdog(kDestroyLimit, std::forward<Fn>(fn), [&] {
     std::fprintf(stderr, "HANG: %s did not return within %llds; live tasks:\n", what,
                  static_cast<long long>(kDestroyLimit.count()));
     dump_some(*rt);

@@ -1,9 +1,9 @@
-// Helpers for the tests of blocking primitives (tests/unit/queue_test.cpp,
-// tests/unit/sync_test.cpp): see that a task is parked in a primitive, race
-// two plain threads, and tell a Cancelled from other outcomes.
+// What a task is parked on, for tests that must act only once a task is
+// blocked (tests/unit/queue_test.cpp, tests/unit/sync_test.cpp,
+// tests/unit/future_test.cpp): the future it awaits, and a bounded wait
+// until it is parked.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -46,44 +46,6 @@ inline void await_parked(const TaskRef& t, const void* other = nullptr) {
       std::this_thread::sleep_for(20us);
     }
   }
-}
-
-// How many times a test repeats race().
-inline constexpr int kRaceRounds = 40;
-
-// Runs a() and b() on two plain threads released at the same instant.
-template <class A, class B>
-void race(A a, B b) {
-  std::atomic<int> ready{0};
-  std::atomic<bool> go{false};
-  auto wrap = [&](auto fn) {
-    return std::thread([&, fn]() mutable {
-      ready.fetch_add(1);
-      while (!go.load()) {
-        std::this_thread::yield();
-      }
-      fn();
-    });
-  };
-  std::thread ta = wrap(a);
-  std::thread tb = wrap(b);
-  while (ready.load() < 2) {
-    std::this_thread::yield();
-  }
-  go.store(true);
-  ta.join();
-  tb.join();
-}
-
-// True if f() throws Cancelled; false if it returns.
-template <class F>
-bool throws_cancelled(F&& f) {
-  try {
-    f();
-  } catch (const Cancelled&) {
-    return true;
-  }
-  return false;
 }
 
 }  // namespace spindle::testing
