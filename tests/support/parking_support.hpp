@@ -1,28 +1,36 @@
 // What a task is parked on, for tests that must act only once a task is
 // blocked (tests/unit/queue_test.cpp, tests/unit/sync_test.cpp,
-// tests/unit/future_test.cpp): the future it awaits, and a bounded wait
-// until it is parked.
+// tests/unit/future_test.cpp): its wait kind as an enum, the future it
+// awaits, and a bounded wait until it is parked.
 #pragma once
 
 #include <chrono>
-#include <cstring>
 #include <thread>
 
 #include <gtest/gtest.h>
 #include <spindle/spindle.hpp>
 
 #include "task_access.hpp"
+#include "wait_kind.hpp"
 
 namespace spindle::testing {
 
-// True once `t` is parked on a future. Every primitive links its wait node
-// before it parks, so a task seen here is queued in the primitive.
-inline bool parked_on_future(const TaskRef& t) {
+using detail::WaitKind;
+
+// What `t` is waiting for right now (WaitKind::kNone if it is not parked).
+inline WaitKind wait_kind(const TaskRef& t) {
   using A = detail::TaskAccess;
   detail::TaskCore* c = t.core();
   detail::SpinGuard g(A::lock(c));
-  const char* r = A::wait_reason(c);
-  return r != nullptr && std::strncmp(r, "future", 6) == 0;
+  return detail::wait_kind(A::wait_reason(c));
+}
+
+// True once `t` is parked on a future, with or without a timeout. Every
+// primitive links its wait node before it parks, so a task seen here is
+// queued in the primitive.
+inline bool parked_on_future(const TaskRef& t) {
+  WaitKind k = wait_kind(t);
+  return k == WaitKind::kFuture || k == WaitKind::kFutureTimed;
 }
 
 // The future `t` is parked on (nullptr if none).
