@@ -25,7 +25,8 @@
 //     negative duration means due, in tasks and plain threads alike;
 //     call_later(max) never fires; a quick to_thread job does not wait
 //     behind a long one while the pool has room;
-//   - Runtime::stats().live_tasks == 0 after block_on returns;
+//   - Runtime::stats().live_tasks == 0 after block_on returns, and after
+//     shutdown no task, fiber or stack is left over;
 //   - the program ends: a watchdog aborts with the seed after kWatchdog.
 //
 // Environment: SPINDLE_RANDOM_PROGRAMS=<n> seeds (default kDefaultPrograms,
@@ -59,6 +60,7 @@
 
 #include <spindle/spindle.hpp>
 
+#include "leftovers.hpp"
 #include "watchdog.hpp"
 
 using namespace std::chrono_literals;
@@ -732,6 +734,7 @@ std::vector<std::string> Runner::run() {
     auto rt = std::make_unique<spindle::Runtime>(
         spindle::Options{.workers = p_.workers, .blocking_threads = p_.blocking_threads});
     rt->set_exception_handler([](const spindle::TaskRef&, std::exception_ptr) {});
+    spindle::testing::LeftoverCheck leftovers(*rt);
     {
       std::lock_guard<std::mutex> g(rt_mu_);
       rt_ = rt.get();
@@ -754,6 +757,9 @@ std::vector<std::string> Runner::run() {
       fail_if(c->d == kNever && c->handle.cancel() == false,
               "call_later(max) handle could not be cancelled");
     }
+    rt->shutdown();
+    ::testing::AssertionResult clean = leftovers.nothing_left();
+    fail_if(!clean, clean.message());
     {
       std::lock_guard<std::mutex> g(rt_mu_);
       rt_ = nullptr;

@@ -1,15 +1,18 @@
 // Test support: a Runtime per test, parameterized over worker counts, with a
-// leak check at teardown (marl's fixture), and the stress-test scale.
+// leak check at teardown (marl's fixture: no task, fiber or stack left
+// over, leftovers.hpp), and the stress-test scale.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <spindle/spindle.hpp>
 
+#include "leftovers.hpp"
 #include "sanitizers.hpp"
 
 namespace spindle::testing {
@@ -47,10 +50,13 @@ class RuntimeTest : public ::testing::TestWithParam<unsigned> {
     Options o;
     o.workers = GetParam();
     rt_ = std::make_unique<Runtime>(o);
+    leftovers_.emplace(*rt_);
   }
   void TearDown() override {
     rt_->shutdown();
     EXPECT_EQ(rt_->stats().live_tasks, 0u) << "tasks leaked past shutdown";
+    EXPECT_TRUE(leftovers_->nothing_left());
+    leftovers_.reset();
     rt_.reset();
   }
   Runtime& rt() { return *rt_; }
@@ -58,6 +64,7 @@ class RuntimeTest : public ::testing::TestWithParam<unsigned> {
 
  private:
   std::unique_ptr<Runtime> rt_;
+  std::optional<LeftoverCheck> leftovers_;
 };
 
 }  // namespace spindle::testing
