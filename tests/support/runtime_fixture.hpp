@@ -5,10 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include <spindle/spindle.hpp>
 
@@ -67,11 +69,25 @@ class RuntimeTest : public ::testing::TestWithParam<unsigned> {
   std::optional<LeftoverCheck> leftovers_;
 };
 
+// More workers than cores, so that workers are descheduled in the middle of
+// a protocol (STYLE.md D: marl's "oversubscribed" count).
+inline unsigned oversubscribed_workers() {
+  return 2 * std::max(1u, std::thread::hardware_concurrency()) + 1;
+}
+
+// "w4"; the oversubscribed count is marked, as its number differs between
+// machines: "w5_oversubscribed" on two cores.
+inline std::string worker_param_name(const ::testing::TestParamInfo<unsigned>& i) {
+  std::string name = "w" + std::to_string(i.param);
+  return i.param == oversubscribed_workers() ? name + "_oversubscribed" : name;
+}
+
 }  // namespace spindle::testing
 
-// Instantiates a RuntimeTest-derived suite over 1, 2 and 4 workers.
-#define SPINDLE_WORKER_PARAMS(Suite)                                         \
-  INSTANTIATE_TEST_SUITE_P(Workers, Suite, ::testing::Values(1u, 2u, 4u),   \
-                           [](const ::testing::TestParamInfo<unsigned>& i) { \
-                             return "w" + std::to_string(i.param);           \
-                           })
+// Instantiates a RuntimeTest-derived suite over 1, 2, 4 and 8 workers and
+// more workers than cores.
+#define SPINDLE_WORKER_PARAMS(Suite)                                                   \
+  INSTANTIATE_TEST_SUITE_P(                                                            \
+      Workers, Suite,                                                                  \
+      ::testing::Values(1u, 2u, 4u, 8u, ::spindle::testing::oversubscribed_workers()), \
+      ::spindle::testing::worker_param_name)
