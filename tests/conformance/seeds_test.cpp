@@ -1,5 +1,8 @@
-// The examples of the asyncio tutorials in /work/shared/seeds/, translated
-// to spindle, with their printed output asserted.
+// The examples of five asyncio tutorials (the "seeds", numbered 000-004:
+// 000 a step-by-step event-loop tutorial, "Step 9 - A Job has to be done";
+// 001 PyMOTW "Executing Tasks Concurrently"; 002 educative "Future & Tasks";
+// 003 PyMOTW "Producing Results Asynchronously"; 004 "Module 02: Tasks &
+// Futures"), translated to spindle, with their printed output asserted.
 //
 // Each example "prints" into an Output (lines under a mutex) and the lines
 // are compared with the tutorial's output. asyncio runs everything on one

@@ -1,5 +1,5 @@
-// The combinator examples of the asyncio tutorials in /work/shared/seeds/
-// (004 "Tasks & Futures": wait, as_completed, gather, TaskGroup, shield +
+// The combinator examples of the asyncio tutorials that seeds_test.cpp
+// lists (004 "Tasks & Futures": wait, as_completed, gather, TaskGroup, shield +
 // wait_for; 002: gather over a shared Future), translated to spindle with
 // their printed output asserted.
 //
