@@ -52,7 +52,10 @@ TEST_P(WakeRace, TaskTaskPingPong) {
       ts.push_back(spindle::spawn([req, resp, per, lane, &received] {
         long sum = 0;
         for (long i = 0; i < per; ++i) {
-          (*req)[i].set_result(i);
+          // Set through a handle of our own: the partner drops its slot as
+          // soon as get() returns, which may be before set_result() has
+          // finished with the future.
+          spindle::Future<long>((*req)[i]).set_result(i);
           sum += (*resp)[i].get();
           received.fetch_add(1, std::memory_order_relaxed);
           (*resp)[i] = spindle::Future<long>();  // drop early
@@ -68,7 +71,7 @@ TEST_P(WakeRace, TaskTaskPingPong) {
           long v = (*req)[i].get();
           received.fetch_add(1, std::memory_order_relaxed);
           sum += v;
-          (*resp)[i].set_result(2 * v + 1);
+          spindle::Future<long>((*resp)[i]).set_result(2 * v + 1);  // as above
           (*req)[i] = spindle::Future<long>();
           if (mix(lane * 7919 + i) % 53 == 0) {
             // A little CPU work so that an idle worker steals the partner.
