@@ -57,9 +57,7 @@ TEST_P(WaitKindTest, RunningTaskWaitsForNothing) {
 // inline on the parent's fiber, and the parent reports that meanwhile.
 class WaitKindOneWorker : public RuntimeTest {};
 INSTANTIATE_TEST_SUITE_P(Workers, WaitKindOneWorker, ::testing::Values(1u),
-                         [](const ::testing::TestParamInfo<unsigned>& i) {
-                           return "w" + std::to_string(i.param);
-                         });
+                         spindle::testing::worker_param_name);
 
 TEST_P(WaitKindOneWorker, AwaitingAnUnstartedChildRunsItInline) {
   WaitKind seen = rt().block_on([] {
