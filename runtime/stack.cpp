@@ -102,11 +102,13 @@ StackRegion StackAllocator::allocate() {
   if (!free_.empty()) {
     StackRegion r = free_.back();
     free_.pop_back();
+    ++in_use_;
     return r;
   }
   if (chunk_count_ == 0 || next_slot_ == chunk_slots_) {
     add_chunk();
   }
+  ++in_use_;  // after add_chunk(), which may throw: from here on a slot is handed out
   char* slot = chunks_[chunk_count_ - 1].base + next_slot_ * slot_size_;
   ++next_slot_;
   if (guard_pages_ && guarded_count_ < guard_budget_) {
@@ -154,7 +156,13 @@ void StackAllocator::release(std::vector<StackRegion>& stacks) {
   });
   std::lock_guard<std::mutex> lock(mu_);
   free_.insert(free_.end(), stacks.begin(), stacks.end());
+  in_use_ -= stacks.size();
   stacks.clear();
+}
+
+std::size_t StackAllocator::in_use() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return in_use_;
 }
 
 }  // namespace spindle::detail

@@ -68,6 +68,9 @@ class StackAllocator {
   // lost) and keeps the address ranges for reuse. Batches adjacent stacks
   // into one madvise call.
   void release(std::vector<StackRegion>& stacks);
+  // Stacks handed out by allocate() and not yet released: each belongs to a
+  // live fiber (the tests' leak check compares it with the spare fibers).
+  std::size_t in_use();
 
   static std::size_t page_size() noexcept;
 
@@ -85,6 +88,7 @@ class StackAllocator {
 
   std::mutex mu_;
   std::vector<StackRegion> free_;  // released, memory given back
+  std::size_t in_use_ = 0;         // handed out, not yet released
   std::size_t guarded_count_ = 0;
   std::size_t next_slot_ = 0;      // in the newest chunk
   std::size_t chunk_slots_ = 0;

@@ -29,6 +29,7 @@
 #include "task_runner.hpp"
 #include "task_state.hpp"
 #include "timer.hpp"
+#include "wait_kind.hpp"
 #include "waiter.hpp"
 #include "worker.hpp"
 
@@ -144,7 +145,7 @@ void disarm_own_timer(TimerEntry* e) {
   }
 }
 
-// Steps 3 and 4 of the pattern above.
+// Steps 3 and 4 of the pattern above. `reason` is a wait_text() (wait_kind.hpp).
 void park_task(TaskCore* self, Waiter& w, FutureCore* awaiting, const char* reason) {
   bool pending;
   std::string msg;
@@ -246,7 +247,7 @@ bool run_inline(TaskCore* self, TaskCore* child) {
     SpinGuard g(TaskAccess::lock(self));
     // cancel(self) reaches the child (INV-C1); our caller's handle keeps it alive.
     TaskAccess::awaiting(self) = child;
-    TaskAccess::wait_reason(self) = "task (running it inline)";
+    TaskAccess::wait_reason(self) = wait_text(WaitKind::kInlineChild);
     pending = TaskAccess::must_cancel(self).load(std::memory_order_relaxed);
     if (pending) {
       TaskAccess::must_cancel(self).store(false, std::memory_order_relaxed);
@@ -309,7 +310,7 @@ void FutureCore::wait() {
     if (!link_unless_done(this, &w)) {
       return;
     }
-    park_task(self, w, this, "future");
+    park_task(self, w, this, wait_text(WaitKind::kFuture));
     unlink_waiter(this, &w);
     await_publication(this);
     if (!done()) {
@@ -335,7 +336,7 @@ bool FutureCore::wait_for_ns(std::int64_t ns) {
   timer.deadline_ns = deadline_after_ns(now_ns(), ns);
   timer.waiter = &w;
   arm_own_timer(&timer);  // none for a deadline of never
-  park_task(self, w, nullptr, "future (with timeout)");
+  park_task(self, w, nullptr, wait_text(WaitKind::kFutureTimed));
   disarm_own_timer(&timer);
   unlink_waiter(this, &w);
   await_publication(this);
@@ -376,7 +377,7 @@ void sleep_until(TimePoint t) {
   timer.deadline_ns = deadline;  // TimePoint::max(): until cancelled
   timer.waiter = &w;
   detail::arm_own_timer(&timer);
-  detail::park_task(self, w, nullptr, "sleep");
+  detail::park_task(self, w, nullptr, detail::wait_text(detail::WaitKind::kSleep));
   detail::disarm_own_timer(&timer);
   detail::deliver_cancellation(self);
 }

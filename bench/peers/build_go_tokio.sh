@@ -32,8 +32,6 @@ find_cargo() {
     command -v cargo
   elif [[ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]]; then
     echo "${CARGO_HOME:-$HOME/.cargo}/bin/cargo"
-  elif [[ -x /root/.cargo/bin/cargo ]]; then
-    echo /root/.cargo/bin/cargo
   fi
 }
 

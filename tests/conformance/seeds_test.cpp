@@ -1,5 +1,8 @@
-// The examples of the asyncio tutorials in /work/shared/seeds/, translated
-// to spindle, with their printed output asserted.
+// The examples of five asyncio tutorials (the "seeds", numbered 000-004:
+// 000 a step-by-step event-loop tutorial, "Step 9 - A Job has to be done";
+// 001 PyMOTW "Executing Tasks Concurrently"; 002 educative "Future & Tasks";
+// 003 PyMOTW "Producing Results Asynchronously"; 004 "Module 02: Tasks &
+// Futures"), translated to spindle, with their printed output asserted.
 //
 // Each example "prints" into an Output (lines under a mutex) and the lines
 // are compared with the tutorial's output. asyncio runs everything on one
@@ -25,107 +28,27 @@
 #include <thread>
 #include <vector>
 
+#include "occupy_workers.hpp"
+#include "polling.hpp"
+#include "printed_output.hpp"
 #include "runtime_fixture.hpp"
 
 using namespace std::chrono_literals;
 using spindle::Cancelled;
 using spindle::Future;
 using spindle::Task;
+using spindle::testing::OccupyOtherWorkers;
+using spindle::testing::Output;
 using spindle::testing::RuntimeTest;
+using spindle::testing::before;
+using spindle::testing::spin_until;
 
 namespace {
-
-class Output {
- public:
-  void print(const std::string& line) {
-    std::lock_guard<std::mutex> l(mu_);
-    lines_.push_back(line);
-  }
-  std::vector<std::string> lines() const {
-    std::lock_guard<std::mutex> l(mu_);
-    return lines_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<std::string> lines_;
-};
-
-// Position of `line` in `lines` (lines.size() if absent).
-std::size_t pos(const std::vector<std::string>& lines, const std::string& line) {
-  return static_cast<std::size_t>(std::find(lines.begin(), lines.end(), line) - lines.begin());
-}
-
-// `a` is printed, and before `b`.
-::testing::AssertionResult before(const std::vector<std::string>& lines, const std::string& a,
-                                  const std::string& b) {
-  std::size_t pa = pos(lines, a), pb = pos(lines, b);
-  if (pa == lines.size()) {
-    return ::testing::AssertionFailure() << "'" << a << "' was not printed";
-  }
-  if (pb == lines.size()) {
-    return ::testing::AssertionFailure() << "'" << b << "' was not printed";
-  }
-  if (pa >= pb) {
-    return ::testing::AssertionFailure() << "'" << a << "' printed after '" << b << "'";
-  }
-  return ::testing::AssertionSuccess();
-}
 
 std::vector<std::string> sorted(std::vector<std::string> v) {
   std::sort(v.begin(), v.end());
   return v;
 }
-
-bool spin_until(const std::atomic<bool>& flag, std::chrono::milliseconds timeout = 5000ms) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!flag.load()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return false;
-    }
-    std::this_thread::yield();
-  }
-  return true;
-}
-
-// Keeps every worker but the calling task's busy without suspending, so that
-// nothing spawned meanwhile can start: "the event loop is not running yet".
-class OccupyOtherWorkers {
- public:
-  explicit OccupyOtherWorkers(unsigned workers) {
-    for (unsigned i = 1; i < workers; ++i) {
-      blockers_.push_back(spindle::spawn([this] {
-        ++running_;
-        spin_until(release_);
-      }));
-    }
-    auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (running_.load() < static_cast<int>(workers) - 1 &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::yield();
-    }
-    ok_ = running_.load() == static_cast<int>(workers) - 1;
-  }
-  bool ok() const { return ok_; }
-  void release() {
-    release_ = true;
-    for (auto& b : blockers_) {
-      b.get();
-    }
-    blockers_.clear();
-  }
-  ~OccupyOtherWorkers() {
-    if (!blockers_.empty()) {
-      release();
-    }
-  }
-
- private:
-  std::atomic<int> running_{0};
-  std::atomic<bool> release_{false};
-  std::vector<Task<void>> blockers_;
-  bool ok_ = false;
-};
 
 std::string py_quoted(const std::string& s) { return "'" + s + "'"; }
 

@@ -1,5 +1,5 @@
-// The combinator examples of the asyncio tutorials in /work/shared/seeds/
-// (004 "Tasks & Futures": wait, as_completed, gather, TaskGroup, shield +
+// The combinator examples of the asyncio tutorials that seeds_test.cpp
+// lists (004 "Tasks & Futures": wait, as_completed, gather, TaskGroup, shield +
 // wait_for; 002: gather over a shared Future), translated to spindle with
 // their printed output asserted.
 //
@@ -22,6 +22,7 @@
 #include <spindle/combinators.hpp>
 #include <spindle/task_group.hpp>
 
+#include "printed_output.hpp"
 #include "runtime_fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -31,29 +32,11 @@ using spindle::ReturnWhen;
 using spindle::Task;
 using spindle::TaskGroup;
 using spindle::TimeoutError;
+using spindle::testing::Output;
 using spindle::testing::RuntimeTest;
+using spindle::testing::pos;
 
 namespace {
-
-class Output {
- public:
-  void print(const std::string& line) {
-    std::lock_guard<std::mutex> l(mu_);
-    lines_.push_back(line);
-  }
-  std::vector<std::string> lines() const {
-    std::lock_guard<std::mutex> l(mu_);
-    return lines_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<std::string> lines_;
-};
-
-std::size_t pos(const std::vector<std::string>& lines, const std::string& line) {
-  return static_cast<std::size_t>(std::find(lines.begin(), lines.end(), line) - lines.begin());
-}
 
 // async def work(n): await asyncio.sleep(n * 0.1); return n   (0.1 s -> 10 ms)
 Task<int> work(int n, std::chrono::milliseconds unit = 10ms) {

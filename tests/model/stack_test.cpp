@@ -112,4 +112,24 @@ TEST(StackLayout, ReleasedGuardedStacksComeBackFirst) {
   EXPECT_FALSE(stacks.allocate().guarded);
 }
 
+// in_use() counts what allocate() handed out and release() has not taken
+// back, fresh slots and reused ones alike (the tests' leak check relies on it).
+TEST(StackLayout, InUseCountsStacksHandedOutAndNotReleased) {
+  StackAllocator stacks(kStack, /*guard_pages=*/false);
+  EXPECT_EQ(stacks.in_use(), 0u);
+  std::vector<StackRegion> rs;
+  for (int i = 0; i < 100; ++i) {  // past the first chunk of 64
+    rs.push_back(stacks.allocate());
+  }
+  EXPECT_EQ(stacks.in_use(), 100u);
+  std::vector<StackRegion> back(rs.begin(), rs.begin() + 40);
+  rs.erase(rs.begin(), rs.begin() + 40);
+  stacks.release(back);
+  EXPECT_EQ(stacks.in_use(), 60u);
+  rs.push_back(stacks.allocate());  // a released one again
+  EXPECT_EQ(stacks.in_use(), 61u);
+  stacks.release(rs);
+  EXPECT_EQ(stacks.in_use(), 0u);
+}
+
 }  // namespace

@@ -25,7 +25,8 @@
 //     negative duration means due, in tasks and plain threads alike;
 //     call_later(max) never fires; a quick to_thread job does not wait
 //     behind a long one while the pool has room;
-//   - Runtime::stats().live_tasks == 0 after block_on returns;
+//   - Runtime::stats().live_tasks == 0 after block_on returns, and after
+//     shutdown no task, fiber or stack is left over;
 //   - the program ends: a watchdog aborts with the seed after kWatchdog.
 //
 // Environment: SPINDLE_RANDOM_PROGRAMS=<n> seeds (default kDefaultPrograms,
@@ -36,7 +37,6 @@
 // prints "random program seed=<n>" and the op trace; the seed fixes the ops,
 // not the interleaving, so a rare failure may need several runs.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -59,6 +59,9 @@
 #include <vector>
 
 #include <spindle/spindle.hpp>
+
+#include "leftovers.hpp"
+#include "watchdog.hpp"
 
 using namespace std::chrono_literals;
 using spindle::Duration;
@@ -731,6 +734,7 @@ std::vector<std::string> Runner::run() {
     auto rt = std::make_unique<spindle::Runtime>(
         spindle::Options{.workers = p_.workers, .blocking_threads = p_.blocking_threads});
     rt->set_exception_handler([](const spindle::TaskRef&, std::exception_ptr) {});
+    spindle::testing::LeftoverCheck leftovers(*rt);
     {
       std::lock_guard<std::mutex> g(rt_mu_);
       rt_ = rt.get();
@@ -753,6 +757,9 @@ std::vector<std::string> Runner::run() {
       fail_if(c->d == kNever && c->handle.cancel() == false,
               "call_later(max) handle could not be cancelled");
     }
+    rt->shutdown();
+    ::testing::AssertionResult clean = leftovers.nothing_left();
+    fail_if(!clean, clean.message());
     {
       std::lock_guard<std::mutex> g(rt_mu_);
       rt_ = nullptr;
@@ -788,9 +795,7 @@ void Runner::on_hang() {
   std::fflush(stderr);
   // SPINDLE_RANDOM_GDB_ON_HANG=1: every thread's stack too (needs gdb and ptrace).
   if (const char* g = std::getenv("SPINDLE_RANDOM_GDB_ON_HANG"); g != nullptr && *g == '1') {
-    std::string cmd = "gdb -p " + std::to_string(::getpid()) +
-                      " -batch -ex 'thread apply all bt 30' 1>&2 2>/dev/null";
-    (void)std::system(cmd.c_str());
+    spindle::testing::print_thread_stacks();
   }
 }
 
@@ -1536,36 +1541,12 @@ void Runner::check_node(int id) {
 }
 
 // Aborts the process, with the program's trace, if it outlives kWatchdog.
-class Watchdog {
- public:
-  explicit Watchdog(Runner& r)
-      : thread_([this, &r] {
-          std::unique_lock<std::mutex> lock(mu_);
-          if (!cv_.wait_for(lock, kWatchdog, [this] { return done_; })) {
-            r.on_hang();
-            std::abort();
-          }
-        }) {}
-  ~Watchdog() {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
-
 std::vector<std::string> run_program(const Program& p) {
   Runner r(p);
-  Watchdog w(r);
-  return r.run();
+  std::vector<std::string> failures;
+  spindle::testing::run_with_watchdog(
+      kWatchdog, [&] { failures = r.run(); }, [&] { r.on_hang(); });
+  return failures;
 }
 
 std::optional<std::uint64_t> env_u64(const char* name) {

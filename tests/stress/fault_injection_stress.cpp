@@ -30,6 +30,7 @@
 #include "fault.hpp"
 #include "runtime_fixture.hpp"
 #include "stress_support.hpp"
+#include "watchdog.hpp"
 
 using namespace std::chrono_literals;
 using spindle::detail::fault::Site;
@@ -113,7 +114,7 @@ long expected_sum() { return kTasks * (kTasks - 1) / 2 + kItems * (kItems - 1) /
 // Runs `fn` under a watchdog: a hang is an abort naming the case.
 template <class Fn>
 void bounded(const std::string& what, Fn&& fn) {
-  spindle::stress::run_with_watchdog(60s, std::forward<Fn>(fn), [&] {
+  spindle::testing::run_with_watchdog(60s, std::forward<Fn>(fn), [&] {
     std::fprintf(stderr, "HANG: fault injection, %s\n", what.c_str());
   });
 }

@@ -24,9 +24,11 @@
 
 #include <spindle/spindle.hpp>
 
+#include "leftovers.hpp"
 #include "perturb.hpp"
 #include "runtime_fixture.hpp"
 #include "stress_support.hpp"
+#include "watchdog.hpp"
 
 using namespace std::chrono_literals;
 namespace perturb = spindle::detail::perturb;
@@ -45,7 +47,7 @@ spindle::Options opts(unsigned workers) {
 // Aborts the process, naming the seed, if `fn` has not returned in time: a
 // hang is a failure too.
 void bounded(std::uint64_t seed, const char* what, const std::function<void()>& fn) {
-  spindle::stress::run_with_watchdog(120s, fn, [&] {
+  spindle::testing::run_with_watchdog(120s, fn, [&] {
     std::fprintf(stderr, "HANG: perturbed scenario '%s', seed=%llu\n", what,
                  static_cast<unsigned long long>(seed));
   });
@@ -88,6 +90,7 @@ void timers_at_shutdown(std::uint64_t seed) {
   for (int round = 0; round < 4; ++round) {
     std::atomic<int> started{0}, finished{0};
     spindle::Runtime rt(opts(2));
+    spindle::testing::LeftoverCheck leftovers(rt);
     for (int i = 0; i < 8; ++i) {
       rt.call_later(std::chrono::microseconds(100 * i), [&] {
         started.fetch_add(1);
@@ -101,6 +104,7 @@ void timers_at_shutdown(std::uint64_t seed) {
     std::this_thread::sleep_for(std::chrono::microseconds(200 * round));
     rt.shutdown();
     EXPECT_EQ(rt.stats().live_tasks, 0u) << "seed=" << seed;
+    EXPECT_TRUE(leftovers.nothing_left()) << "seed=" << seed;
     EXPECT_EQ(started.load(), finished.load()) << "seed=" << seed;
   }
 }
@@ -112,6 +116,7 @@ void spawn_tree_at_shutdown(std::uint64_t seed) {
   for (int round = 0; round < 3; ++round) {
     std::atomic<int> entered{0}, left{0};
     spindle::Runtime rt(opts(2));
+    spindle::testing::LeftoverCheck leftovers(rt);
     std::function<void(int)> grow = [&](int depth) {
       entered.fetch_add(1);
       struct Leave {
@@ -131,6 +136,7 @@ void spawn_tree_at_shutdown(std::uint64_t seed) {
     std::this_thread::sleep_for(std::chrono::microseconds(300 * round));
     rt.shutdown();
     EXPECT_EQ(rt.stats().live_tasks, 0u) << "seed=" << seed;
+    EXPECT_TRUE(leftovers.nothing_left()) << "seed=" << seed;
     EXPECT_EQ(entered.load(), left.load()) << "seed=" << seed << ": a task never ended";
   }
 }

@@ -17,6 +17,7 @@
 
 #include <spindle/spindle.hpp>
 
+#include "leftovers.hpp"
 #include "perturb.hpp"
 #include "runtime_fixture.hpp"
 #include "scheduler.hpp"
@@ -115,6 +116,7 @@ TEST(RaceWindow, CallLaterFiringDuringShutdownIsAwaitedOrDropped) {
   for (long i = 0; i < scaled(10); ++i) {
     std::atomic<int> started{0}, finished{0};
     spindle::Runtime rt(workers(2));
+    spindle::testing::LeftoverCheck leftovers(rt);
     rt.call_later(1ms, [&] {
       started.fetch_add(1);
       struct Finish {
@@ -126,6 +128,7 @@ TEST(RaceWindow, CallLaterFiringDuringShutdownIsAwaitedOrDropped) {
     std::this_thread::sleep_for(2ms);  // the timer fires; its worker is in the window
     rt.shutdown();
     EXPECT_EQ(rt.stats().live_tasks, 0u) << "a task outlived shutdown";
+    EXPECT_TRUE(leftovers.nothing_left());
     EXPECT_EQ(started.load(), finished.load()) << "a callback ran but never finished";
   }
   EXPECT_GT(window.passes(), 0u) << "the window was never reached";

@@ -20,8 +20,10 @@
 
 #include <cstdlib>
 
+#include "leftovers.hpp"
 #include "runtime_fixture.hpp"
 #include "stress_support.hpp"
+#include "watchdog.hpp"
 
 using namespace std::chrono_literals;
 using spindle::stress::dump_some;
@@ -37,7 +39,7 @@ constexpr auto kDestroyLimit = 30s;
 // dumps the runtime's live tasks and aborts, so a hang is a loud failure.
 template <class Fn>
 void bounded(spindle::Runtime* rt, const char* what, Fn&& fn) {
-  spindle::stress::run_with_watchdog(kDestroyLimit, std::forward<Fn>(fn), [&] {
+  spindle::testing::run_with_watchdog(kDestroyLimit, std::forward<Fn>(fn), [&] {
     std::fprintf(stderr, "HANG: %s did not return within %llds; live tasks:\n", what,
                  static_cast<long long>(kDestroyLimit.count()));
     dump_some(*rt);
@@ -334,11 +336,12 @@ TEST_P(ShutdownStress, BlockOnCancelsLeftovers) {
 TEST_P(ShutdownStress, SpawnFromThreadsDuringShutdown) {
   const long reps = std::max(1L, scaled(60));
   constexpr int kThreads = 3;
-  long stranded = 0, leaked_live = 0;
+  long stranded = 0, leaked_live = 0, left_over = 0;
   for (long rep = 0; rep < reps; ++rep) {
     spindle::Options o;
     o.workers = GetParam();
     auto rt = std::make_unique<spindle::Runtime>(o);
+    spindle::testing::LeftoverCheck leftovers(*rt);
     std::atomic<bool> stop{false};
     std::atomic<long> ran{0};
     std::vector<std::vector<spindle::Task<int>>> per_thread(kThreads);
@@ -383,11 +386,17 @@ TEST_P(ShutdownStress, SpawnFromThreadsDuringShutdown) {
       }
     }
     leaked_live += static_cast<long>(rt->stats().live_tasks);
+    if (::testing::AssertionResult r = leftovers.nothing_left(); !r) {
+      if (++left_over <= 3) {
+        std::fprintf(stderr, "  rep %ld: %s\n", rep, r.message());
+      }
+    }
     bounded(rt.get(), "~Runtime after shutdown", [&] { rt.reset(); });
   }
   EXPECT_EQ(stranded, 0) << "Runtime::spawn returned a task that never ran nor was cancelled "
                             "(spawn raced shutdown)";
   EXPECT_EQ(leaked_live, 0) << "stats().live_tasks > 0 after shutdown()";
+  EXPECT_EQ(left_over, 0) << "tasks, fibers or stacks left over after shutdown()";
 }
 
 // Pending call_later timers, sleeping tasks with timers on every worker, and

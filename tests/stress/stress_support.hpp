@@ -1,25 +1,24 @@
 // Helpers shared by the stress tests (tests/stress/*.cpp): a hash to pick
 // behaviours deterministically, busy work, and bounded waits that turn a hang
-// into an abort with a task dump instead of a silent ctest timeout.
+// into an abort with a task dump instead of a silent ctest timeout (the
+// watchdog itself is tests/support/watchdog.hpp).
 //
 // Each test file keeps its own hang limit (sanitizer builds need more time in
 // some) and passes it in.
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
-#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
 
-#include <unistd.h>
-
 #include <spindle/spindle.hpp>
+
+#include "watchdog.hpp"
 
 namespace spindle::stress {
 
@@ -51,16 +50,9 @@ inline void dump_some(Runtime& rt, int max_lines = kDumpLines) {
   std::fflush(stderr);
   // SPINDLE_STRESS_GDB_ON_HANG=1: also print every thread's stack (needs gdb
   // and ptrace permission) before the caller aborts.
+  // SPINDLE_STRESS_GDB_SCRIPT: a gdb command file to run as well.
   if (const char* g = std::getenv("SPINDLE_STRESS_GDB_ON_HANG"); g != nullptr && *g == '1') {
-    std::string cmd = "gdb -p " + std::to_string(::getpid()) +
-                      " -batch -ex 'thread apply all bt 30'";
-    // SPINDLE_STRESS_GDB_SCRIPT: a gdb command file to run as well.
-    if (const char* x = std::getenv("SPINDLE_STRESS_GDB_SCRIPT"); x != nullptr) {
-      cmd += std::string(" -x ") + x;
-    }
-    cmd += " 1>&2 2>/dev/null";
-    int rc = std::system(cmd.c_str());
-    (void)rc;
+    testing::print_thread_stacks(std::getenv("SPINDLE_STRESS_GDB_SCRIPT"));
   }
 }
 
@@ -114,45 +106,6 @@ inline void wait_bounded(Runtime& rt, const TaskRef& t, const char* what,
     }
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
-}
-
-// Polls `pred` from a plain thread until it holds (true) or `limit` passes
-// (false); for conditions no future signals, such as callback counters.
-template <class Pred>
-bool spin_until(Pred pred, std::chrono::seconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
-  }
-  return true;
-}
-
-// Runs `fn` on this thread with a watchdog: if it has not returned within
-// `limit`, `on_hang` reports (a message, a task dump) and the process
-// aborts, so a hang is a loud failure naming its case, not a ctest timeout.
-template <class Fn, class OnHang>
-void run_with_watchdog(std::chrono::seconds limit, Fn&& fn, OnHang&& on_hang) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool finished = false;
-  std::thread watchdog([&] {
-    std::unique_lock<std::mutex> lock(mu);
-    if (!cv.wait_for(lock, limit, [&] { return finished; })) {
-      on_hang();
-      std::fflush(stderr);
-      std::abort();
-    }
-  });
-  fn();
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    finished = true;
-  }
-  cv.notify_all();
-  watchdog.join();
 }
 
 }  // namespace spindle::stress

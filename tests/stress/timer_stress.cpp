@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "polling.hpp"
 #include "runtime_fixture.hpp"
 #include "stress_support.hpp"
 
@@ -23,8 +24,8 @@ using namespace std::chrono_literals;
 using spindle::stress::await_bounded;
 using spindle::stress::dump_some;
 using spindle::stress::mix;
-using spindle::stress::spin_until;
 using spindle::testing::RuntimeTest;
+using spindle::testing::eventually;
 using spindle::testing::scaled;
 
 namespace {
@@ -199,7 +200,7 @@ TEST_P(TimerStress, CallLaterRacesCancel) {
   for (long i = 0; i < n; ++i) {
     expected += cancelled_true[i].load() == 0;
   }
-  if (!spin_until([&] { return total_runs.load() >= expected; }, kHang)) {
+  if (!eventually([&] { return total_runs.load() >= expected; }, kHang)) {
     long never = 0;
     for (long i = 0; i < n; ++i) {
       never += cancelled_true[i].load() == 0 && runs[i].load() == 0;
@@ -256,7 +257,7 @@ TEST_P(TimerStress, ConcurrentCancelOfOneHandle) {
   for (long i = 0; i < n; ++i) {
     expected += trues[i].load() == 0;
   }
-  ASSERT_TRUE(spin_until(
+  ASSERT_TRUE(eventually(
       [&] {
         long s = 0;
         for (long i = 0; i < n; ++i) {

@@ -20,14 +20,15 @@
 #include <thread>
 #include <vector>
 
+#include "polling.hpp"
 #include "runtime_fixture.hpp"
 #include "stress_support.hpp"
 
 using namespace std::chrono_literals;
 using spindle::stress::await_bounded;
 using spindle::stress::mix;
-using spindle::stress::spin_until;
 using spindle::testing::RuntimeTest;
+using spindle::testing::eventually;
 using spindle::testing::scaled;
 
 namespace {
@@ -399,7 +400,7 @@ TEST_P(WakeRace, DoneCallbacksRaceCompletion) {
   adder.join();
   setter.join();
   await_bounded<void>(rt(), setter_task, "DoneCallbacksRaceCompletion setter", kHang);
-  bool all = spin_until([&] { return total_runs.load(std::memory_order_acquire) >= 2 * n; },
+  bool all = eventually([&] { return total_runs.load(std::memory_order_acquire) >= 2 * n; },
                         kHang);
   ASSERT_TRUE(all) << "only " << total_runs.load() << " of " << 2 * n << " callbacks ran";
   std::this_thread::sleep_for(10ms);  // would a callback run twice?

@@ -1,36 +1,42 @@
-// Helpers for the tests of blocking primitives (tests/unit/queue_test.cpp,
-// tests/unit/sync_test.cpp): see that a task is parked in a primitive, race
-// two plain threads, and tell a Cancelled from other outcomes.
+// What a task is parked on, for tests that must act only once a task is
+// blocked (tests/unit/queue_test.cpp, tests/unit/sync_test.cpp,
+// tests/unit/future_test.cpp): its wait kind as an enum, the future it
+// awaits, and a bounded wait until it is parked.
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <cstring>
 #include <thread>
 
 #include <gtest/gtest.h>
 #include <spindle/spindle.hpp>
 
 #include "task_access.hpp"
+#include "wait_kind.hpp"
 
 namespace spindle::testing {
 
-// True once `t` is parked on a future. Every primitive links its wait node
-// before it parks, so a task seen here is queued in the primitive.
-inline bool parked_on_future(const TaskRef& t) {
-  using A = detail::TaskAccess;
+using detail::WaitKind;
+
+// What `t` is waiting for right now (WaitKind::kNone if it is not parked).
+inline WaitKind wait_kind(const TaskRef& t) {
   detail::TaskCore* c = t.core();
-  detail::SpinGuard g(A::lock(c));
-  const char* r = A::wait_reason(c);
-  return r != nullptr && std::strncmp(r, "future", 6) == 0;
+  detail::SpinGuard g(detail::TaskAccess::lock(c));
+  return detail::wait_kind(detail::TaskAccess::wait_reason(c));
+}
+
+// True once `t` is parked on a future, with or without a timeout. Every
+// primitive links its wait node before it parks, so a task seen here is
+// queued in the primitive.
+inline bool parked_on_future(const TaskRef& t) {
+  WaitKind k = wait_kind(t);
+  return k == WaitKind::kFuture || k == WaitKind::kFutureTimed;
 }
 
 // The future `t` is parked on (nullptr if none).
 inline const void* parked_future(const TaskRef& t) {
-  using A = detail::TaskAccess;
   detail::TaskCore* c = t.core();
-  detail::SpinGuard g(A::lock(c));
-  return A::awaiting(c);
+  detail::SpinGuard g(detail::TaskAccess::lock(c));
+  return detail::TaskAccess::awaiting(c);
 }
 
 // Waits (yielding in a task, sleeping on a thread) until `t` is parked on a
@@ -46,44 +52,6 @@ inline void await_parked(const TaskRef& t, const void* other = nullptr) {
       std::this_thread::sleep_for(20us);
     }
   }
-}
-
-// How many times a test repeats race().
-inline constexpr int kRaceRounds = 40;
-
-// Runs a() and b() on two plain threads released at the same instant.
-template <class A, class B>
-void race(A a, B b) {
-  std::atomic<int> ready{0};
-  std::atomic<bool> go{false};
-  auto wrap = [&](auto fn) {
-    return std::thread([&, fn]() mutable {
-      ready.fetch_add(1);
-      while (!go.load()) {
-        std::this_thread::yield();
-      }
-      fn();
-    });
-  };
-  std::thread ta = wrap(a);
-  std::thread tb = wrap(b);
-  while (ready.load() < 2) {
-    std::this_thread::yield();
-  }
-  go.store(true);
-  ta.join();
-  tb.join();
-}
-
-// True if f() throws Cancelled; false if it returns.
-template <class F>
-bool throws_cancelled(F&& f) {
-  try {
-    f();
-  } catch (const Cancelled&) {
-    return true;
-  }
-  return false;
 }
 
 }  // namespace spindle::testing

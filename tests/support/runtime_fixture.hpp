@@ -1,15 +1,20 @@
 // Test support: a Runtime per test, parameterized over worker counts, with a
-// leak check at teardown (marl's fixture), and the stress-test scale.
+// leak check at teardown (marl's fixture: no task, fiber or stack left
+// over, leftovers.hpp), and the stress-test scale.
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include <spindle/spindle.hpp>
 
+#include "leftovers.hpp"
 #include "sanitizers.hpp"
 
 namespace spindle::testing {
@@ -47,10 +52,13 @@ class RuntimeTest : public ::testing::TestWithParam<unsigned> {
     Options o;
     o.workers = GetParam();
     rt_ = std::make_unique<Runtime>(o);
+    leftovers_.emplace(*rt_);
   }
   void TearDown() override {
     rt_->shutdown();
     EXPECT_EQ(rt_->stats().live_tasks, 0u) << "tasks leaked past shutdown";
+    EXPECT_TRUE(leftovers_->nothing_left());
+    leftovers_.reset();
     rt_.reset();
   }
   Runtime& rt() { return *rt_; }
@@ -58,13 +66,28 @@ class RuntimeTest : public ::testing::TestWithParam<unsigned> {
 
  private:
   std::unique_ptr<Runtime> rt_;
+  std::optional<LeftoverCheck> leftovers_;
 };
+
+// More workers than cores, so that workers are descheduled in the middle of
+// a protocol (STYLE.md D: marl's "oversubscribed" count).
+inline unsigned oversubscribed_workers() {
+  return 2 * std::max(1u, std::thread::hardware_concurrency()) + 1;
+}
+
+// "w4"; the oversubscribed count is marked, as its number differs between
+// machines: "w5_oversubscribed" on two cores.
+inline std::string worker_param_name(const ::testing::TestParamInfo<unsigned>& i) {
+  std::string name = "w" + std::to_string(i.param);
+  return i.param == oversubscribed_workers() ? name + "_oversubscribed" : name;
+}
 
 }  // namespace spindle::testing
 
-// Instantiates a RuntimeTest-derived suite over 1, 2 and 4 workers.
-#define SPINDLE_WORKER_PARAMS(Suite)                                         \
-  INSTANTIATE_TEST_SUITE_P(Workers, Suite, ::testing::Values(1u, 2u, 4u),   \
-                           [](const ::testing::TestParamInfo<unsigned>& i) { \
-                             return "w" + std::to_string(i.param);           \
-                           })
+// Instantiates a RuntimeTest-derived suite over 1, 2, 4 and 8 workers and
+// more workers than cores.
+#define SPINDLE_WORKER_PARAMS(Suite)                                                   \
+  INSTANTIATE_TEST_SUITE_P(                                                            \
+      Workers, Suite,                                                                  \
+      ::testing::Values(1u, 2u, 4u, 8u, ::spindle::testing::oversubscribed_workers()), \
+      ::spindle::testing::worker_param_name)

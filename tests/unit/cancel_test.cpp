@@ -13,79 +13,19 @@
 #include <type_traits>
 #include <vector>
 
+#include "cancel_outcome.hpp"
+#include "occupy_workers.hpp"
+#include "polling.hpp"
 #include "runtime_fixture.hpp"
 
 using namespace std::chrono_literals;
 using spindle::Cancelled;
 using spindle::Future;
 using spindle::Task;
+using spindle::testing::OccupyOtherWorkers;
 using spindle::testing::RuntimeTest;
-
-namespace {
-
-template <class F>
-std::string cancelled_message(F&& fn) {
-  try {
-    fn();
-  } catch (const Cancelled& c) {
-    return c.message();
-  }
-  return "<no Cancelled>";
-}
-
-// Busy-waits without ever suspending (usable inside a task: it keeps its
-// worker), with a deadline so a broken runtime fails instead of hanging.
-bool spin_until(const std::atomic<bool>& flag, std::chrono::milliseconds timeout = 5000ms) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!flag.load()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return false;
-    }
-    std::this_thread::yield();
-  }
-  return true;
-}
-
-// Keeps every worker but the caller's busy (spinning, never suspending), so
-// that a task spawned now cannot start until release(). Call from a task.
-class OccupyOtherWorkers {
- public:
-  explicit OccupyOtherWorkers(unsigned workers) {
-    for (unsigned i = 1; i < workers; ++i) {
-      blockers_.push_back(spindle::spawn([this] {
-        ++running_;
-        spin_until(release_);
-      }));
-    }
-    auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (running_.load() < static_cast<int>(workers) - 1 &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::yield();
-    }
-    ok_ = running_.load() == static_cast<int>(workers) - 1;
-  }
-  bool ok() const { return ok_; }
-  void release() {
-    release_ = true;
-    for (auto& b : blockers_) {
-      b.get();
-    }
-    blockers_.clear();
-  }
-  ~OccupyOtherWorkers() {
-    if (!blockers_.empty()) {
-      release();
-    }
-  }
-
- private:
-  std::atomic<int> running_{0};
-  std::atomic<bool> release_{false};
-  std::vector<Task<void>> blockers_;
-  bool ok_ = false;
-};
-
-}  // namespace
+using spindle::testing::cancelled_message;
+using spindle::testing::spin_until;
 
 static_assert(!std::is_base_of_v<std::exception, Cancelled>,
               "Cancelled must not derive from std::exception");

@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "cancel_outcome.hpp"
 #include "runtime_fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -26,6 +27,7 @@ using spindle::ReturnWhen;
 using spindle::Task;
 using spindle::TimeoutError;
 using spindle::testing::RuntimeTest;
+using spindle::testing::cancelled_message;
 
 namespace {
 
@@ -46,16 +48,6 @@ Task<int> never() {
     spindle::sleep(10s);
     return -1;
   });
-}
-
-std::string cancel_message(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const Cancelled& c) {
-    return c.message();
-  } catch (...) {
-    return "<not Cancelled>";
-  }
 }
 
 }  // namespace
@@ -188,7 +180,7 @@ TEST_P(Combinators, CancellingTheGathererCancelsEveryChild) {
     for (int i = 0; i < 2; ++i) {
       kids[i].core()->wait();
       EXPECT_TRUE(kids[i].cancelled());
-      EXPECT_EQ(cancel_message(kids[i].core()->error()), "stop");
+      EXPECT_EQ(cancelled_message(kids[i].core()->error()), "stop");
     }
     EXPECT_EQ(kids[2].result(), 7);
   });
@@ -282,7 +274,7 @@ TEST_P(Combinators, GatherSettledReportsEveryOutcome) {
     EXPECT_THROW(out[1].value(), std::runtime_error);
     auto more = spindle::gather_settled(std::vector<Future<int>>{cancelled, ok});
     EXPECT_TRUE(more[0].cancelled());
-    EXPECT_EQ(cancel_message(more[0].error()), "gone");
+    EXPECT_EQ(cancelled_message(more[0].error()), "gone");
     EXPECT_EQ(more[1].value(), 5);
     auto [a, b] = spindle::gather_settled(Future<int>(ok), Future<void>(spindle::spawn([] {})));
     EXPECT_EQ(a.value(), 5);

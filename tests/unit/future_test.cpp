@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cancel_outcome.hpp"
 #include "parking_support.hpp"
 #include "runtime_fixture.hpp"
 
@@ -20,35 +21,12 @@ using spindle::Cancelled;
 using spindle::Future;
 using spindle::InvalidStateError;
 using spindle::testing::RuntimeTest;
+using spindle::testing::cancelled_message;
 
 namespace {
 
 using MoveOnly = std::unique_ptr<int>;
 static_assert(!std::is_copy_constructible_v<MoveOnly>);
-
-// Message of the Cancelled thrown by fn, or "<no Cancelled>".
-template <class F>
-std::string cancelled_message(F&& fn) {
-  try {
-    fn();
-  } catch (const Cancelled& c) {
-    return c.message();
-  }
-  return "<no Cancelled>";
-}
-
-// Spins (on a plain thread) until pred() or the timeout; returns pred().
-template <class P>
-bool eventually(P pred, std::chrono::milliseconds timeout = 5000ms) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return pred();
-    }
-    std::this_thread::sleep_for(100us);
-  }
-  return true;
-}
 
 thread_local bool t_inside_add_done_callback = false;
 

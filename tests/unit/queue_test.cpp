@@ -15,7 +15,9 @@
 
 #include <spindle/queue.hpp>
 
+#include "cancel_outcome.hpp"
 #include "parking_support.hpp"
+#include "race.hpp"
 #include "runtime_fixture.hpp"
 
 using namespace std::chrono_literals;

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "polling.hpp"
 #include "runtime_fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -21,20 +22,9 @@ using spindle::Clock;
 using spindle::Future;
 using spindle::Task;
 using spindle::testing::RuntimeTest;
+using spindle::testing::eventually;
 
 namespace {
-
-template <class P>
-bool eventually(P pred, std::chrono::milliseconds timeout = 5000ms) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return pred();
-    }
-    std::this_thread::sleep_for(100us);
-  }
-  return true;
-}
 
 constexpr int kThreads = 4, kEach = 50;
 

@@ -1,5 +1,6 @@
 #include <atomic>
 #include <chrono>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -113,4 +114,27 @@ TEST_P(Sanity, DoneCallbacksInOrder) {
   f.set_result(1);
   all.get();
   EXPECT_EQ(order, (std::vector<int>{1, 101, 201, 301, 401}));
+}
+
+// The teardown's leak check can fail: while a task sleeps, it is live and
+// holds a fiber (and its stack) outside the spare pool.
+TEST(SanityLeftovers, CheckSeesASuspendedTaskAndItsFiber) {
+  spindle::Runtime rt(spindle::Options{.workers = 2});
+  spindle::testing::LeftoverCheck check(rt);
+  std::atomic<bool> asleep{false};
+  auto t = rt.spawn([&asleep] {
+    asleep = true;
+    spindle::sleep(10s);
+  });
+  while (!asleep.load()) {
+    std::this_thread::sleep_for(100us);
+  }
+  std::this_thread::sleep_for(5ms);  // let it park
+  ::testing::AssertionResult r = check.nothing_left();
+  EXPECT_FALSE(r);
+  EXPECT_NE(std::string(r.message()).find("1 live task(s)"), std::string::npos) << r.message();
+  EXPECT_GE(check.fibers_outside_pool(), 1);
+  t.cancel();
+  rt.shutdown();
+  EXPECT_TRUE(check.nothing_left());
 }

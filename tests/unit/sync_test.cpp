@@ -15,8 +15,10 @@
 
 #include <spindle/sync.hpp>
 
+#include "cancel_outcome.hpp"
 #include "fault.hpp"
 #include "parking_support.hpp"
+#include "race.hpp"
 #include "runtime_fixture.hpp"
 
 using namespace std::chrono_literals;

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "polling.hpp"
 #include "runtime_fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -20,20 +21,9 @@ using spindle::InvalidStateError;
 using spindle::Task;
 using spindle::TaskRef;
 using spindle::testing::RuntimeTest;
+using spindle::testing::eventually;
 
 namespace {
-
-template <class P>
-bool eventually(P pred, std::chrono::milliseconds timeout = 5000ms) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return pred();
-    }
-    std::this_thread::sleep_for(100us);
-  }
-  return true;
-}
 
 bool starts_with(const std::string& s, const std::string& prefix) {
   return s.rfind(prefix, 0) == 0;
