@@ -5,21 +5,24 @@
 #
 #   bash tools/dev.sh test            build + run the whole test suite: the
 #                                     normal build, ThreadSanitizer and
-#                                     AddressSanitizer+UBSan builds
+#                                     AddressSanitizer+UBSan builds, and an
+#                                     AArch64 cross build whose unit,
+#                                     conformance and model layers run under
+#                                     qemu-user
 #   bash tools/dev.sh bench [--quick] build Release + the peers (Go, Tokio,
 #                                     Boost.Fiber, oneTBB) and print the
 #                                     comparison table
 #   bash tools/dev.sh setup           only install the dependencies
 #   bash tools/dev.sh build [MODE]    MODE: a configure preset of
 #                                     CMakePresets.json: test (default),
-#                                     tsan, asan, release, debug
+#                                     tsan, asan, aarch64, release, debug
 #   bash tools/dev.sh micro           Google Benchmark microbenchmarks
 #   bash tools/dev.sh soak [MINUTES]  run the stress, perturbation, random-
 #                                     program and fault suites again and
 #                                     again under TSan and ASan (default 30
 #                                     minutes); prints each failure's seed
 #
-# Environment: SPINDLE_TEST_MODES="test tsan asan" picks the test
+# Environment: SPINDLE_TEST_MODES="test tsan asan aarch64" picks the test
 # builds; SPINDLE_STRESS_SCALE scales the stress tests (default 1); JOBS
 # caps build and test parallelism (default: the CPU count).
 set -euo pipefail
@@ -30,6 +33,11 @@ JOBS="${JOBS:-$(nproc)}"
 
 BUILD_PACKAGES=(libboost-context1.81-dev libconcurrentqueue-dev libgtest-dev libbenchmark-dev
                 cmake ninja-build g++ gcc pkg-config spin)
+# The aarch64 mode: a cross compiler, the arm64 builds of the libraries it
+# links (Debian multiarch, /usr/lib/aarch64-linux-gnu) and qemu-user to run
+# the tests. libconcurrentqueue-dev is header-only and serves both.
+AARCH64_PACKAGES=(g++-aarch64-linux-gnu qemu-user libboost-context1.81-dev:arm64
+                  libgtest-dev:arm64)
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
@@ -48,9 +56,25 @@ ensure_packages() {
   done
   if [ ${#missing[@]} -eq 0 ]; then return 0; fi
   log "installing: ${missing[*]}"
+  # The arm64 packages need arm64 enabled as a foreign architecture first.
+  if [[ " ${missing[*]}" == *":arm64"* ]] && ! dpkg --print-foreign-architectures | grep -qx arm64
+  then
+    as_root dpkg --add-architecture arm64
+  fi
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  # --no-remove: an arm64 library whose amd64 twin is at another version
+  # must upgrade the twin, never remove it.
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
+    --no-remove "${missing[@]}" >/dev/null
+}
+
+# Installs what building and testing MODEs need.
+ensure_mode_packages() {
+  local pkgs=("${BUILD_PACKAGES[@]}")
+  for mode in "$@"; do
+    if [ "$mode" = aarch64 ]; then pkgs+=("${AARCH64_PACKAGES[@]}"); fi
+  done
+  ensure_packages "${pkgs[@]}"
 }
 
 build_dir() { echo "$ROOT/build/$1"; }
@@ -84,16 +108,16 @@ cmd="${1:-test}"
 shift || true
 case "$cmd" in
   setup)
-    ensure_packages "${BUILD_PACKAGES[@]}"
+    ensure_mode_packages ${SPINDLE_TEST_MODES:-test tsan asan aarch64}
     ;;
   build)
-    ensure_packages "${BUILD_PACKAGES[@]}"
+    ensure_mode_packages "${1:-test}"
     configure_and_build "${1:-test}"
     ;;
   test)
-    ensure_packages "${BUILD_PACKAGES[@]}"
+    ensure_mode_packages ${SPINDLE_TEST_MODES:-test tsan asan aarch64}
     start=$(date +%s)
-    for mode in ${SPINDLE_TEST_MODES:-test tsan asan}; do
+    for mode in ${SPINDLE_TEST_MODES:-test tsan asan aarch64}; do
       configure_and_build "$mode"
       run_tests "$mode"
     done
