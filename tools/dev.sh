@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
 # spindle's developer driver: installs what the project needs (Debian
-# packages, only when missing), configures, builds and runs.
+# packages, only when missing), configures, builds and runs. The build
+# configurations are CMakePresets.json's; this script only picks them.
 #
 #   bash tools/dev.sh test            build + run the whole test suite: the
 #                                     normal build, ThreadSanitizer and
-#                                     AddressSanitizer+UBSan builds
+#                                     AddressSanitizer+UBSan builds, and an
+#                                     AArch64 cross build whose unit,
+#                                     conformance and model layers run under
+#                                     qemu-user
 #   bash tools/dev.sh bench [--quick] build Release + the peers (Go, Tokio,
 #                                     Boost.Fiber, oneTBB) and print the
 #                                     comparison table
 #   bash tools/dev.sh setup           only install the dependencies
-#   bash tools/dev.sh build [MODE]    MODE: test (default), tsan, asan, release
+#   bash tools/dev.sh build [MODE]    MODE: a configure preset of
+#                                     CMakePresets.json: test (default),
+#                                     tsan, asan, aarch64, release, debug
 #   bash tools/dev.sh micro           Google Benchmark microbenchmarks
 #   bash tools/dev.sh soak [MINUTES]  run the stress, perturbation, random-
 #                                     program and fault suites again and
 #                                     again under TSan and ASan (default 30
 #                                     minutes); prints each failure's seed
 #
-# Environment: SPINDLE_TEST_MODES="test tsan asan" picks the test builds;
-# SPINDLE_STRESS_SCALE scales the stress tests (default 1).
+# Environment: SPINDLE_TEST_MODES="test tsan asan aarch64" picks the test
+# builds; SPINDLE_STRESS_SCALE scales the stress tests (default 1); JOBS
+# caps build and test parallelism (default: the CPU count).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +33,11 @@ JOBS="${JOBS:-$(nproc)}"
 
 BUILD_PACKAGES=(libboost-context1.81-dev libconcurrentqueue-dev libgtest-dev libbenchmark-dev
                 cmake ninja-build g++ gcc pkg-config spin)
+# The aarch64 mode: a cross compiler, the arm64 builds of the libraries it
+# links (Debian multiarch, /usr/lib/aarch64-linux-gnu) and qemu-user to run
+# the tests. libconcurrentqueue-dev is header-only and serves both.
+AARCH64_PACKAGES=(g++-aarch64-linux-gnu qemu-user libboost-context1.81-dev:arm64
+                  libgtest-dev:arm64)
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
@@ -44,58 +56,68 @@ ensure_packages() {
   done
   if [ ${#missing[@]} -eq 0 ]; then return 0; fi
   log "installing: ${missing[*]}"
+  # The arm64 packages need arm64 enabled as a foreign architecture first.
+  if [[ " ${missing[*]}" == *":arm64"* ]] && ! dpkg --print-foreign-architectures | grep -qx arm64
+  then
+    as_root dpkg --add-architecture arm64
+  fi
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  # --no-remove: an arm64 library whose amd64 twin is at another version
+  # must upgrade the twin, never remove it.
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
+    --no-remove "${missing[@]}" >/dev/null
+}
+
+# Installs what building and testing MODEs need.
+ensure_mode_packages() {
+  local pkgs=("${BUILD_PACKAGES[@]}")
+  for mode in "$@"; do
+    if [ "$mode" = aarch64 ]; then pkgs+=("${AARCH64_PACKAGES[@]}"); fi
+  done
+  ensure_packages "${pkgs[@]}"
 }
 
 build_dir() { echo "$ROOT/build/$1"; }
 
-configure_and_build() {
-  local mode="$1" dir; dir="$(build_dir "$mode")"
-  local args=(-G Ninja -S "$ROOT" -B "$dir")
-  case "$mode" in
-    test)    args+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPINDLE_BUILD_BENCHMARKS=OFF) ;;
-    tsan)    args+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPINDLE_SANITIZER=thread
-                    -DSPINDLE_BUILD_BENCHMARKS=OFF -DSPINDLE_INSTALL=OFF) ;;
-    asan)    args+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DSPINDLE_SANITIZER=address;undefined"
-                    -DSPINDLE_BUILD_BENCHMARKS=OFF -DSPINDLE_INSTALL=OFF) ;;
-    release) args+=(-DCMAKE_BUILD_TYPE=Release -DSPINDLE_BUILD_TESTS=OFF
-                    -DSPINDLE_BUILD_BENCHMARKS=ON) ;;
-    *) echo "dev.sh: unknown build mode '$mode'" >&2; exit 2 ;;
-  esac
-  log "configure + build: $mode ($dir)"
-  cmake "${args[@]}" >/dev/null
-  cmake --build "$dir" -j "$JOBS"
+# A mode is a configure preset of CMakePresets.json (binary dir build/MODE),
+# with a build preset and, for the test modes, a test preset of that name.
+check_mode() {
+  if ! cmake --list-presets=configure | grep -qx "  \"$1\""; then
+    echo "dev.sh: unknown build mode '$1' (see cmake --list-presets)" >&2; exit 2
+  fi
 }
 
+configure_and_build() {
+  local mode="$1"
+  check_mode "$mode"
+  log "configure + build: $mode ($(build_dir "$mode"))"
+  cmake --preset "$mode" >/dev/null
+  cmake --build --preset "$mode" -j "$JOBS"
+}
+
+# run_tests MODE [ctest args]: the test preset MODE (its filter, and the
+# sanitizer options and suppressions it puts in the environment).
 run_tests() {
-  local mode="$1" dir; dir="$(build_dir "$mode")"
-  log "tests: $mode"
-  local env_vars=()
-  case "$mode" in
-    tsan) env_vars=(TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/tools/tsan.supp") ;;
-    asan) env_vars=(ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=0"
-                    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1") ;;
-  esac
+  local mode="$1"
   shift
-  env "${env_vars[@]}" ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 600 "$@"
+  log "tests: $mode"
+  ctest --preset "$mode" -j "$JOBS" "$@"
 }
 
 cmd="${1:-test}"
 shift || true
 case "$cmd" in
   setup)
-    ensure_packages "${BUILD_PACKAGES[@]}"
+    ensure_mode_packages ${SPINDLE_TEST_MODES:-test tsan asan aarch64}
     ;;
   build)
-    ensure_packages "${BUILD_PACKAGES[@]}"
+    ensure_mode_packages "${1:-test}"
     configure_and_build "${1:-test}"
     ;;
   test)
-    ensure_packages "${BUILD_PACKAGES[@]}"
+    ensure_mode_packages ${SPINDLE_TEST_MODES:-test tsan asan aarch64}
     start=$(date +%s)
-    for mode in ${SPINDLE_TEST_MODES:-test tsan asan}; do
+    for mode in ${SPINDLE_TEST_MODES:-test tsan asan aarch64}; do
       configure_and_build "$mode"
       run_tests "$mode"
     done
@@ -152,7 +174,7 @@ case "$cmd" in
     [ "$failed" -eq 0 ]
     ;;
   *)
-    sed -n '2,25p' "$0"
+    sed -n '2,/^set -euo/p' "$0" | sed '$d'
     exit 2
     ;;
 esac
