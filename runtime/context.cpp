@@ -72,6 +72,29 @@ namespace spindle::detail {
 
 namespace {
 
+// The floating-point control state belongs to the context, as the ABI says a
+// call preserves it: a task that sets its rounding mode and suspends neither
+// leaks that mode into the next task on its worker nor finds it changed when
+// it resumes. On x86-64 the jump saves MXCSR and the x87 control word in its
+// frame. Boost.Context's AArch64 jump saves d8-d15 but not FPCR (rounding
+// mode, flush-to-zero, default NaN), so the switch keeps it on the leaving
+// context's stack around the jump, and a new fiber starts with the FPCR of
+// the thread that made it, as a new x86-64 frame starts with its MXCSR.
+#if defined(__aarch64__)
+inline std::uint64_t read_fpcr() noexcept {
+  std::uint64_t v;
+  asm volatile("mrs %0, fpcr" : "=r"(v)::"memory");
+  return v;
+}
+inline void restore_fpcr(std::uint64_t v) noexcept {
+  // Writing FPCR may serialize the core; reading it is cheap, and the mode
+  // seldom differs between tasks.
+  if (read_fpcr() != v) {
+    asm volatile("msr fpcr, %0" ::"r"(v) : "memory");
+  }
+}
+#endif
+
 struct SwitchArgs {
   Context* from;
   Context* to;
@@ -101,6 +124,9 @@ inline void land(fc::transfer_t t) noexcept {
 void fiber_entry(fc::transfer_t t) {
   auto* args = static_cast<SwitchArgs*>(t.data);
   Context* self = args->to;
+#if defined(__aarch64__)
+  restore_fpcr(self->first_fpcr);
+#endif
   land(t);
   self->entry(self);
   fatal("spindle: a fiber entry function returned");
@@ -113,6 +139,9 @@ void make_context(Context& ctx, char* stack_lo, std::size_t size, void (*entry)(
   ctx.entry = entry;
   ctx.eh = EhState{};
   ctx.fctx = fc::make_fcontext(stack_lo + size, size, &fiber_entry);
+#if defined(__aarch64__)
+  ctx.first_fpcr = read_fpcr();
+#endif
 #if SPINDLE_ASAN_ENABLED
   ctx.asan_fake_stack = nullptr;
   ctx.stack_bottom = stack_lo;
@@ -163,7 +192,13 @@ void switch_context(Context& from, Context& to, EhState* g) {
 #endif
   void* target = to.fctx;
   to.fctx = nullptr;  // `to` is running now; a second switch to it would assert
+#if defined(__aarch64__)
+  const std::uint64_t fpcr = read_fpcr();
   fc::transfer_t t = SPINDLE_JUMP(target, &args);
+  restore_fpcr(fpcr);
+#else
+  fc::transfer_t t = SPINDLE_JUMP(target, &args);
+#endif
   land(t);
 }
 

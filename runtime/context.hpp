@@ -13,6 +13,8 @@
 //      through a noinline function right before it.
 #pragma once
 
+#include <cstdint>
+
 #include <cstddef>
 
 #include "sanitizers.hpp"
@@ -29,6 +31,9 @@ struct Context {
   void* fctx = nullptr;           // Boost.Context fcontext_t of a suspended context
   EhState eh;                     // this context's exception state while suspended
   void (*entry)(Context*) = nullptr;  // first-run function of a fiber
+#if defined(__aarch64__)
+  std::uint64_t first_fpcr = 0;   // FPCR a fiber starts with (see context.cpp)
+#endif
 #if SPINDLE_ASAN_ENABLED
   void* asan_fake_stack = nullptr;
   const void* stack_bottom = nullptr;  // lowest address, for ASan

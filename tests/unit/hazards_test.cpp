@@ -157,11 +157,11 @@ TEST(Hazards, ExceptionStateDoesNotLeakToOtherTasks) {
   EXPECT_FALSE(other_saw_exception);
 }
 
-// The floating-point control state (SSE MXCSR and the x87 control word,
-// which the ABI says a call preserves) belongs to the context: a task that
-// changes its rounding mode and suspends neither leaks that mode into the
-// task that runs next nor finds it changed when it resumes. The jump in
-// runtime/context.cpp saves and restores both.
+// The floating-point control state (SSE MXCSR and the x87 control word on
+// x86-64, FPCR on AArch64; the ABI says a call preserves them) belongs to the
+// context: a task that changes its rounding mode and suspends neither leaks
+// that mode into the task that runs next nor finds it changed when it
+// resumes. runtime/context.cpp saves and restores them around the jump.
 TEST(Hazards, RoundingModeStaysWithItsTask) {
   spindle::Runtime rt(spindle::Options{.workers = 1});
   int root_saw = -1, other_saw = -1, mine_after = -1;
