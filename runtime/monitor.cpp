@@ -43,7 +43,7 @@ void Monitor::set_parked(unsigned worker, bool parked) noexcept {
     return;
   }
   parked_count_.fetch_sub(1, std::memory_order_seq_cst);
-  // INV-M1 (monitor.hpp), StoreLoad: our decrement, a full fence, then
+  // INV-MN1 (monitor.hpp), StoreLoad: our decrement, a full fence, then
   // deep_sleep_; the monitor stores deep_sleep_, fences, then reads the
   // count. The fences make it Dekker's pattern on every target (a seq_cst
   // RMW followed by a seq_cst load of another variable is not ordered on
@@ -67,7 +67,7 @@ void Monitor::run() {
     if (parked_count_.load(std::memory_order_relaxed) == workers_) {
       // Everyone sleeps: so do we, until a worker unparks.
       deep_sleep_.store(true, std::memory_order_seq_cst);
-      full_fence();  // INV-M1: pairs with the fence in set_parked()
+      full_fence();  // INV-MN1: pairs with the fence in set_parked()
       if (parked_count_.load(std::memory_order_seq_cst) == workers_) {
         cv_.wait(lock);
       }
