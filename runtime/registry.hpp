@@ -7,19 +7,19 @@
 // INV-T4) — so a snapshot taken under a shard lock may take references to
 // every task it sees.
 //
-// INV-R2  "No task is live" is decided only with every shard locked at once
-//         (empty_consistent(); snapshot() likewise sees one instant).
-//         Once closed (Scheduler INV-S1) nothing spawns without a live
-//         spawner, so a runtime seen empty stays empty.
-// INV-R1  A worker's running task pointer (Worker::running()) is cleared by
-//         that worker before the task can leave the registry: when the task
-//         switches away (it may then finish elsewhere) and in finish_task()
-//         before remove(). So a reader holding every shard lock that sees a
-//         task there sees a registered task, which the scheduler's
-//         reference keeps alive until the reader unlocks. Relaxed accesses
-//         suffice: a clear followed by a removal happens-before the
-//         removal's unlock, hence before the reader's lock of that shard,
-//         so the reader cannot see the cleared pointer any more.
+//   INV-R2  "No task is live" is decided only with every shard locked at once
+//           (empty_consistent(); snapshot() likewise sees one instant).
+//           Once closed (Scheduler INV-S1) nothing spawns without a live
+//           spawner, so a runtime seen empty stays empty.
+//   INV-R1  A worker's running task pointer (Worker::running()) is cleared by
+//           that worker before the task can leave the registry: when the task
+//           switches away (it may then finish elsewhere) and in finish_task()
+//           before remove(). So a reader holding every shard lock that sees a
+//           task there sees a registered task, which the scheduler's
+//           reference keeps alive until the reader unlocks. Relaxed accesses
+//           suffice: a clear followed by a removal happens-before the
+//           removal's unlock, hence before the reader's lock of that shard,
+//           so the reader cannot see the cleared pointer any more.
 #pragma once
 
 #include <atomic>

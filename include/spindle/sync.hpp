@@ -103,7 +103,7 @@ class Mutex {
  private:
   friend class Condition;
   struct Node;
-  // State bits (runtime/sync.cpp documents the protocol, INV-M1..M5).
+  // State bits (runtime/sync.cpp documents the protocol, INV-M1..M6).
   static constexpr std::uint32_t kLocked = 1;    // held
   static constexpr std::uint32_t kWoken = 2;     // a woken waiter is on its way
   static constexpr std::uint32_t kStarving = 4;  // direct hand-off mode
