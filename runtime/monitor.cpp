@@ -66,8 +66,12 @@ void Monitor::run() {
   while (!stop_) {
     if (parked_count_.load(std::memory_order_relaxed) == workers_) {
       // Everyone sleeps: so do we, until a worker unparks.
+      // INV-MN1: our store, fence, then the count; pairs with
+      // set_parked(false)'s decrement, fence and deep_sleep_ load.
+      // Forbidden: we read every worker parked and sleep while the worker
+      // that unparked reads deep_sleep_ false and does not wake us.
       deep_sleep_.store(true, std::memory_order_seq_cst);
-      full_fence();  // INV-MN1: pairs with the fence in set_parked()
+      full_fence();
       if (parked_count_.load(std::memory_order_seq_cst) == workers_) {
         cv_.wait(lock);
       }

@@ -391,9 +391,13 @@ TaskCore* Worker::find_work() {
     }
     if (t != nullptr) {
       if (woke_from_park_) {
-        // timer.hpp INV-TK1: we may have been the parked worker that an
+        // timer.hpp INV-TK2: we may have been the parked worker that an
         // arm counted on to fire a timer; going busy, we hand that on.
-        // Our kAwake store (park()), this fence, then the wheels.
+        // Our kAwake store (park()), this fence, then the wheels. StoreLoad
+        // partner: TimerDomain::arm()'s new deadline, fence, then
+        // cover_deadline()'s seq_cst parked_until() loads. Forbidden: the
+        // arm reads our old parked_until (counting on us) while we read
+        // the wheels without its deadline.
         woke_from_park_ = false;
         full_fence();
         const std::int64_t due = sched_.earliest_deadline();
@@ -488,10 +492,17 @@ void Worker::park() {
   idle.transition_to_parked(index_, was_searching);
   SPINDLE_PERTURB(kParkDecided);
   // timer.hpp INV-TK1: parked, wake-up time not known yet; an arm that
-  // reads this kicks us.
+  // reads this kicks us. seq_cst: the parker's store half; the fence below
+  // orders it before our wheel reads.
   parked_until_.store(TimerWheel::kNever, std::memory_order_seq_cst);
-  // INV-I3 (idle.hpp): our state RMW, then a fence, then the queues; and
-  // INV-TK1: our parked_until_ store, then the fence, then the wheels.
+  // Two StoreLoad pairs share this fence.
+  // INV-I3 (idle.hpp): our state RMW, then the fence, then the queues;
+  // partner: a pusher's push, fence and Idle::should_wake() load.
+  // Forbidden: it reads us counted awake while we read the queues empty.
+  // INV-TK1: our parked_until_ store, then the fence, then the wheels;
+  // partner: TimerDomain::arm()'s deadline, fence and cover_deadline()'s
+  // parked_until() loads. Forbidden: it reads us awake while we read the
+  // wheels without its deadline, and we sleep past it.
   full_fence();
   std::int64_t deadline = sched_.earliest_deadline();
   std::int64_t now = deadline == TimerWheel::kNever ? 0 : now_ns();
