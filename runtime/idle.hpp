@@ -91,6 +91,13 @@ class Idle {
  private:
   static constexpr std::uint64_t kUnparkOne = 1;
   static constexpr std::uint64_t kSearchOne = std::uint64_t{1} << 32;
+  // The layout: num_unparked in bits 0..31, num_searching in 32..63. Each
+  // is at most num_workers_, an unsigned, so neither half carries into the
+  // other and the casts that read them lose nothing.
+  static_assert(kUnparkOne == 1 && kSearchOne == std::uint64_t{1} << 32,
+                "num_unparked is the low half of state_, num_searching the high half");
+  static_assert(sizeof(unsigned) <= sizeof(std::uint32_t),
+                "a worker count fits one 32-bit half of state_");
   bool should_wake() const;
 
   const unsigned num_workers_;

@@ -342,6 +342,14 @@ class RunQueue {
   alignas(64) std::atomic<std::uint32_t> tail_{0};
   alignas(64) std::atomic<std::uintptr_t> slots_[kCapacity];
   static_assert(alignof(T) >= 2, "entries need a free low bit for the claimable tag");
+  // The layout above: head_ is two indices of tail_'s type, steal in the
+  // high half and real in the low (pack() and steal_part() shift by 32);
+  // a slot word holds an entry pointer, bit 0 the tag.
+  static_assert(sizeof(typename decltype(tail_)::value_type) == 4 &&
+                    sizeof(typename decltype(head_)::value_type) ==
+                        2 * sizeof(typename decltype(tail_)::value_type),
+                "head_ = steal:32 | real:32, each a u32 index like tail_");
+  static_assert(sizeof(std::uintptr_t) >= sizeof(T*), "a slot word holds an entry pointer");
 };
 
 }  // namespace spindle::detail

@@ -133,6 +133,8 @@ Options Scheduler::with_worker_count(Options options) {
   }
   // A task records its registry shard (a worker index, or one past the
   // last for spawns from outside) in 16 bits (task_core.hpp).
+  static_assert(kMaxWorkers <= std::uint16_t{0xFFFF},
+                "the outside shard, index kMaxWorkers, fits TaskCore::registry_shard_");
   if (options.workers > kMaxWorkers) {
     throw std::invalid_argument("spindle: Options::workers is " + std::to_string(options.workers) +
                                 "; at most " + std::to_string(kMaxWorkers) + " are supported");

@@ -43,12 +43,26 @@ thread_local Worker* t_worker = nullptr;
 //   bits 32..62  worker index + 1 (0: not in a local queue)
 //   bits 0..31   ring index
 constexpr std::uint64_t kInOverflow = std::uint64_t{1} << 63;
-std::uint64_t ring_slot(unsigned worker, std::uint32_t index) {
+constexpr std::uint64_t ring_slot(unsigned worker, std::uint32_t index) {
   return (static_cast<std::uint64_t>(worker + 1) << 32) | index;
 }
-std::uint64_t overflow_slot(unsigned worker) {
+constexpr std::uint64_t overflow_slot(unsigned worker) {
   return kInOverflow | (static_cast<std::uint64_t>(worker + 1) << 32);
 }
+// The encoding, as try_claim() decodes it ((slot >> 32) & 0x7fffffff):
+// the largest worker index and ring index come back intact, and bit 63
+// is set for the overflow list only.
+static_assert(kInOverflow == std::uint64_t{1} << 63, "bit 63 marks the overflow list");
+static_assert(((ring_slot(Scheduler::kMaxWorkers - 1, 0xffffffffu) >> 32) & 0x7fffffffu) ==
+                      Scheduler::kMaxWorkers &&
+                  static_cast<std::uint32_t>(ring_slot(Scheduler::kMaxWorkers - 1, 0xffffffffu)) ==
+                      0xffffffffu &&
+                  (ring_slot(Scheduler::kMaxWorkers - 1, 0xffffffffu) & kInOverflow) == 0,
+              "ring slot: worker + 1 in bits 32..62, ring index in 0..31, bit 63 clear");
+static_assert(((overflow_slot(Scheduler::kMaxWorkers - 1) >> 32) & 0x7fffffffu) ==
+                      Scheduler::kMaxWorkers &&
+                  (overflow_slot(Scheduler::kMaxWorkers - 1) & kInOverflow) != 0,
+              "overflow slot: worker + 1 in bits 32..62, bit 63 set");
 
 Fiber* fiber_of(Context* ctx) {
   return reinterpret_cast<Fiber*>(reinterpret_cast<char*>(ctx) - offsetof(Fiber, ctx));
