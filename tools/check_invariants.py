@@ -119,7 +119,7 @@ def check(root):
             if defined:
                 if defined in definitions:
                     errors.append(
-                        "%s: %s defined twice (first defined at %s)"
+                        "%s: %s defined twice (also defined at %s)"
                         % (where, defined, definitions[defined])
                     )
                 else:

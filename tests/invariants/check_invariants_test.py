@@ -53,7 +53,7 @@ class CheckInvariantsTest(unittest.TestCase):
         self.assertEqual(rc, 1, out)
         problems = out[:-1]
         self.assertEqual(problems, [
-            "uses.cpp:1: %s defined twice (first defined at protocol.hpp:4)" % inv("FX1"),
+            "uses.cpp:1: %s defined twice (also defined at protocol.hpp:4)" % inv("FX1"),
             "uses.cpp:3: %s cited but never defined" % inv("FX9"),
             "wrong_form.hpp:1: %s cited but never defined (written like a definition; "
             "a definition reads `//   %s  text`)" % (inv("FX3"), inv("FX3")),
@@ -88,8 +88,8 @@ class CheckInvariantsTest(unittest.TestCase):
         rc, out = run(self.copy)
         self.assertEqual(rc, 1, out)
         self.assertEqual(out[:-1], [
-            "protocol.hpp:6: %s defined twice (first defined at protocol.hpp:4)" % inv("FX1"),
-            "uses.cpp:1: %s defined twice (first defined at protocol.hpp:5)" % inv("FX2"),
+            "protocol.hpp:6: %s defined twice (also defined at protocol.hpp:4)" % inv("FX1"),
+            "uses.cpp:1: %s defined twice (also defined at protocol.hpp:5)" % inv("FX2"),
             "uses.cpp:2: %s cited but never defined" % inv("FX12"),
         ])
 
