@@ -27,7 +27,8 @@ The check fails, naming file:line, on
 Usage: check_invariants.py [ROOT]   (default: the repository this script is in)
 
 Every file under ROOT is read as text, except the directories in SKIP_DIRS
-(build trees, VCS data, fetched dependencies) and the self-test's fixture
+(VCS data, fetched dependencies), any directory whose name starts with
+`build` (build trees: build/test, build-asan, ...) and the self-test's fixture
 (FIXTURE_DIR, which holds a planted duplicate and a dangling citation on
 purpose); binary files are skipped. Standard library only. Exit status 0 if
 the tree is clean, 1 if it is not, 2 on a usage error.
