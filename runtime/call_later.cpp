@@ -64,9 +64,11 @@ std::shared_ptr<CallLaterState> TimerDomain::call_later(std::int64_t delay_ns,
   s->self = s;  // INV-CL2
   arm(s.get(), Worker::current());
   // INV-CL3: shutdown stops the workers, then drains the timers; we armed,
-  // then look again (seq_cst StoreLoad on both sides, with the fence in
-  // Scheduler::shutdown()): an entry armed too late is taken back here
-  // rather than left in a wheel about to be destroyed.
+  // then look again (seq_cst StoreLoad on both sides, with the stopping_
+  // store and fence in Scheduler::shutdown()): an entry armed too late is
+  // taken back here rather than left in a wheel about to be destroyed.
+  // Forbidden: we read stopping_ false while the drain, after shutdown's
+  // fence, misses our entry in the wheel.
   full_fence();
   if (sched_.stopping_seq_cst()) {
     Phase armed = Phase::kArmed;
@@ -97,7 +99,11 @@ void TimerDomain::arm(TimerEntry* e, Worker* w) {
     return;  // not a new earliest: whoever covers the earlier one covers it (INV-TK2)
   }
   // INV-TK1 (timer.hpp): our wheel's new next deadline, a fence, then the
-  // parked workers' wake-up times.
+  // parked workers' wake-up times (cover_deadline(), seq_cst loads).
+  // Partner: Worker::park()'s parked_until_ store, fence, then wheel reads
+  // (and Worker::find_work()'s kAwake, fence, wheels: INV-TK2). Forbidden:
+  // we read a worker's stale parked_until while it reads the wheels
+  // without our deadline, so nobody wakes for it.
   full_fence();
   sched_.cover_deadline(wheel->next_deadline());
 }
@@ -119,8 +125,10 @@ void TimerDomain::drain() {
   }
   // INV-CL4: no TimerHandle::cancel() reaches a wheel from here on, so the
   // workers (and their wheels) may be destroyed once those inside are out.
-  // seq_cst store: its StoreLoad partner is the cancellers load below (a
-  // canceller increments, then loads wheels_gone).
+  // seq_cst store, then the cancellers load below: our side of the
+  // StoreLoad pair with TimerHandle::cancel()'s increment, then its
+  // wheels_gone load. Forbidden: we read no canceller while a canceller
+  // reads wheels_gone false and goes on into a wheel about to be destroyed.
   gate_->wheels_gone.store(true, std::memory_order_seq_cst);
   // seq_cst: the load after our flag store, the other half of the Dekker
   // pair with cancel()'s increment and flag load; its acquire pairs with
@@ -148,8 +156,10 @@ bool TimerHandle::cancel() {
     return false;
   }
   detail::CancelGate& g = *state_->gate;
-  // seq_cst: INV-CL4, StoreLoad with the wheels_gone load below (the drain
-  // stores wheels_gone, then loads cancellers).
+  // seq_cst: INV-CL4, StoreLoad with the wheels_gone load below; partner:
+  // TimerDomain::drain()'s wheels_gone store, then its cancellers load.
+  // Forbidden: we read wheels_gone false while the drain reads no
+  // canceller and lets the wheels be destroyed under us.
   g.cancellers.fetch_add(1, std::memory_order_seq_cst);
   // seq_cst: INV-CL4, the load after our increment.
   if (!g.wheels_gone.load(std::memory_order_seq_cst) && state_->wheel != nullptr &&

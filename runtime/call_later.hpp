@@ -96,6 +96,10 @@ enum class CallLaterPhase : std::uint8_t {
   kFired,      // on_fire won: the callback was handed to call_soon
   kCancelled,  // cancel() won, or the runtime was closing or shut down
 };
+// One byte with a lock-free CAS: fire and cancel decide the phase without
+// a lock (INV-CL1), and a cancel() may run after ~Runtime.
+static_assert(sizeof(CallLaterPhase) == 1 && std::atomic<CallLaterPhase>::is_always_lock_free,
+              "the phase is one lock-free byte");
 
 struct CallLaterState : TimerEntry {
   std::function<void()> fn;

@@ -29,12 +29,16 @@ void arm(Site s, std::uint64_t nth, bool sticky) {
   st.sticky.store(sticky, std::memory_order_relaxed);
   st.nth.store(nth, std::memory_order_relaxed);
 #if SPINDLE_TEST_HOOKS
+  // seq_cst, though no StoreLoad partner exists: should_fail() reads the
+  // flag relaxed, and a test arms before it starts the workload it
+  // injects into (thread creation or its own hand-off orders the two).
   g_armed.store(true, std::memory_order_seq_cst);
 #endif
 }
 
 void disarm_all() {
 #if SPINDLE_TEST_HOOKS
+  // seq_cst, though no StoreLoad partner exists (see arm()).
   g_armed.store(false, std::memory_order_seq_cst);
 #endif
   for (SiteState& st : g_sites) {

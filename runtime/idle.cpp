@@ -11,8 +11,12 @@ Idle::Idle(unsigned num_workers) : num_workers_(num_workers), state_(num_workers
 }
 
 bool Idle::should_wake() const {
-  // seq_cst fence + load: the load half of INV-I3 on the notify side; the
-  // store half was the caller's push.
+  // seq_cst fence + load: the notify side of INV-I3; the store before the
+  // fence is the caller's push (InjectQueue::push(), or a run-queue push
+  // before Scheduler::notify_work_local()). StoreLoad partner: the
+  // parker's transition_to_parked() RMW, then the fence and the queue loads
+  // in Worker::park(). Forbidden: we read the parker still counted awake
+  // (so wake nobody) while its re-check reads the queues without our push.
   full_fence();
   std::uint64_t s = state_.load(std::memory_order_seq_cst);
   unsigned searching = static_cast<unsigned>(s >> 32);
@@ -29,6 +33,10 @@ int Idle::worker_to_notify() {
     return -1;
   }
   // The woken worker comes back searching (INV-I1 both counters).
+  // seq_cst, though no StoreLoad rests on this RMW (INV-I3): a pusher whose
+  // should_wake() reads it counts the woken worker and wakes nobody, and
+  // that worker sleeps again only through transition_to_parked(), whose
+  // fence and re-check (Worker::park()) pair with that pusher's fence.
   state_.fetch_add(kUnparkOne | kSearchOne, std::memory_order_seq_cst);
   unsigned w = sleepers_.back();
   sleepers_.pop_back();
@@ -41,9 +49,14 @@ bool Idle::transition_to_searching() {
     if (2 * static_cast<unsigned>(s >> 32) >= num_workers_) {
       return false;  // INV-I2
     }
-    // seq_cst: a searcher's count is what a notifier's should_wake() reads
-    // after its push (INV-I3); the CAS makes the bound check and the
-    // increment one step (INV-I2). On failure `s` is reloaded.
+    // The CAS makes the bound check and the increment one step (INV-I2).
+    // seq_cst, though no StoreLoad rests on it: a notifier's should_wake()
+    // that reads this count wakes nobody, and is safe because we stop
+    // searching only by transition_from_searching() (staying unparked) or
+    // transition_to_parked(), whose fence and re-check in Worker::park()
+    // pair with the notifier's fence (INV-I3). Our first sweep may miss
+    // the push (steal_into() probes with relaxed loads). On failure `s` is
+    // reloaded.
     if (state_.compare_exchange_weak(s, s + kSearchOne, std::memory_order_seq_cst,
                                      std::memory_order_relaxed)) {
       return true;
@@ -52,6 +65,11 @@ bool Idle::transition_to_searching() {
 }
 
 bool Idle::transition_from_searching() {
+  // seq_cst, though no StoreLoad rests on it: we stay unparked, so a
+  // notifier that reads the count without us still sees us counted
+  // unparked, and we sleep only through transition_to_parked() and the
+  // re-check that pairs with its fence (INV-I3). The last searcher's
+  // notify_work() (Worker::find_work) hands the search on for parallelism.
   std::uint64_t prev = state_.fetch_sub(kSearchOne, std::memory_order_seq_cst);
   return static_cast<unsigned>(prev >> 32) == 1;
 }
@@ -59,8 +77,11 @@ bool Idle::transition_from_searching() {
 bool Idle::transition_to_parked(unsigned worker, bool is_searching) {
   std::lock_guard<std::mutex> lock(mu_);
   std::uint64_t dec = kUnparkOne | (is_searching ? kSearchOne : 0);
-  // seq_cst: the store half of INV-I3 on the parking side; the caller then
-  // fences and re-checks the queues.
+  // seq_cst: the store half of INV-I3 on the parking side; the caller
+  // (Worker::park()) then fences and re-checks the queues. StoreLoad
+  // partner: a pusher's push, fence and should_wake() load. Forbidden: that
+  // pusher reads us still counted awake (so wakes nobody) while our
+  // re-check reads the queues without its push.
   std::uint64_t prev = state_.fetch_sub(dec, std::memory_order_seq_cst);
   sleepers_.push_back(worker);
   return is_searching && static_cast<unsigned>(prev >> 32) == 1;
@@ -73,6 +94,10 @@ bool Idle::unpark_worker_by_id(unsigned worker) {
     return false;
   }
   sleepers_.erase(it);
+  // seq_cst, though no StoreLoad rests on this RMW (INV-I3): a pusher whose
+  // should_wake() reads it counts us awake and wakes nobody, and we sleep
+  // again only through transition_to_parked(), whose fence and re-check
+  // (Worker::park()) pair with that pusher's fence.
   state_.fetch_add(kUnparkOne, std::memory_order_seq_cst);
   return true;
 }

@@ -28,7 +28,10 @@ void InjectQueue::push(TaskCore* t) {
   __tsan_release(t);
 #endif
   impl_->q.enqueue(t);
-  // seq_cst: a sleeping-worker check follows (idle.hpp, StoreLoad).
+  // seq_cst: the pusher's store half of idle.hpp INV-I3; the fence in
+  // Idle::should_wake() (via Scheduler::notify_work()) follows. Partner:
+  // Worker::park()'s transition_to_parked(), fence, then len(). Forbidden:
+  // the notifier reads the parker counted awake while the parker reads 0.
   len_.fetch_add(1, std::memory_order_seq_cst);
 }
 

@@ -32,7 +32,11 @@ class InjectQueue {
     return pop_bulk(&t, 1) == 1 ? t : nullptr;
   }
   std::size_t len() const noexcept {
-    // seq_cst: one half of the StoreLoad pairs documented in idle.hpp.
+    // seq_cst: the parker's load half of idle.hpp INV-I3 when called from
+    // Worker::park()'s re-check (after transition_to_parked() and a fence);
+    // partner: push()'s increment, then Idle::should_wake()'s fence and
+    // load. Forbidden: we read 0 while that notifier reads the parker
+    // counted awake. Elsewhere (take_injected) a hint.
     long n = len_.load(std::memory_order_seq_cst);
     return n > 0 ? static_cast<std::size_t>(n) : 0;
   }

@@ -43,7 +43,7 @@ void Monitor::set_parked(unsigned worker, bool parked) noexcept {
     return;
   }
   parked_count_.fetch_sub(1, std::memory_order_seq_cst);
-  // INV-M1 (monitor.hpp), StoreLoad: our decrement, a full fence, then
+  // INV-MN1 (monitor.hpp), StoreLoad: our decrement, a full fence, then
   // deep_sleep_; the monitor stores deep_sleep_, fences, then reads the
   // count. The fences make it Dekker's pattern on every target (a seq_cst
   // RMW followed by a seq_cst load of another variable is not ordered on
@@ -66,8 +66,12 @@ void Monitor::run() {
   while (!stop_) {
     if (parked_count_.load(std::memory_order_relaxed) == workers_) {
       // Everyone sleeps: so do we, until a worker unparks.
+      // INV-MN1: our store, fence, then the count; pairs with
+      // set_parked(false)'s decrement, fence and deep_sleep_ load.
+      // Forbidden: we read every worker parked and sleep while the worker
+      // that unparked reads deep_sleep_ false and does not wake us.
       deep_sleep_.store(true, std::memory_order_seq_cst);
-      full_fence();  // INV-M1: pairs with the fence in set_parked()
+      full_fence();
       if (parked_count_.load(std::memory_order_seq_cst) == workers_) {
         cv_.wait(lock);
       }

@@ -17,11 +17,11 @@
 // without a timeout (an idle runtime uses no CPU); the first worker to
 // unpark wakes it.
 //
-//   INV-M1  the monitor never sleeps deeply while a worker is unparked:
-//           a worker decrements parked_count_, fences, then reads
-//           deep_sleep_; the monitor sets deep_sleep_, fences, then reads
-//           parked_count_ (Dekker; StoreLoad on both sides), so one of them
-//           sees the other and the monitor stays, or is woken, awake.
+//   INV-MN1  the monitor never sleeps deeply while a worker is unparked:
+//            a worker decrements parked_count_, fences, then reads
+//            deep_sleep_; the monitor sets deep_sleep_, fences, then reads
+//            parked_count_ (Dekker; StoreLoad on both sides), so one of them
+//            sees the other and the monitor stays, or is woken, awake.
 #pragma once
 
 #include <atomic>

@@ -24,7 +24,11 @@ class Parker {
   std::atomic<std::uint32_t> state_{kEmpty};
 };
 
-// Thin futex wrappers, also used by thread waiters on futures.
+// Thin futex wrappers, also used by thread waiters on futures. futex(2)
+// reads the word as a 32-bit int: Parker::state_ and Waiter::state are that.
+static_assert(sizeof(std::atomic<std::uint32_t>) == 4 &&
+                  std::atomic<std::uint32_t>::is_always_lock_free,
+              "a futex word is a lock-free 32-bit atomic");
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, std::int64_t timeout_ns);
 void futex_wake(std::atomic<std::uint32_t>* word, int count);
 

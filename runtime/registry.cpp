@@ -49,8 +49,10 @@ void Registry::remove(TaskCore* t) {
   }
   SPINDLE_PERTURB(kRegistryRemoved);
   // A shard that empties tells a shutdown waiting for all of them. seq_cst:
-  // pairs with wait_empty_for (StoreLoad: our count store, then the waiter
-  // flag; its flag store, then the counts).
+  // pairs with wait_empty_for()'s increment and fence (StoreLoad: our count
+  // store, then the waiter count; its increment, then the counts, INV-R2).
+  // Forbidden: we read no waiter while the waiter's empty_consistent()
+  // reads our shard's old count, and it sleeps its full timeout.
   if (left == 0) {
     full_fence();
     if (empty_waiters_.load(std::memory_order_seq_cst) > 0) {
@@ -134,8 +136,9 @@ bool Registry::describe_running(const std::atomic<TaskCore*>& running, std::uint
 
 bool Registry::wait_empty_for(std::int64_t timeout_ms) {
   std::unique_lock<std::mutex> lock(empty_mu_);
-  // seq_cst: pairs with the seq_cst load in remove() (StoreLoad: either the
-  // last remover sees a waiter, or we see zero below).
+  // seq_cst, then a fence: pairs with remove()'s count store, fence and
+  // empty_waiters_ load (StoreLoad: either the last remover sees a waiter
+  // and notifies, or our empty_consistent() below sees its count, INV-R2).
   empty_waiters_.fetch_add(1, std::memory_order_seq_cst);
   full_fence();
   bool empty = empty_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),

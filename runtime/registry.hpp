@@ -7,19 +7,21 @@
 // INV-T4) — so a snapshot taken under a shard lock may take references to
 // every task it sees.
 //
-// INV-R2  "No task is live" is decided only with every shard locked at once
-//         (empty_consistent(); snapshot() likewise sees one instant).
-//         Once closed (Scheduler INV-S1) nothing spawns without a live
-//         spawner, so a runtime seen empty stays empty.
-// INV-R1  A worker's running task pointer (Worker::running()) is cleared by
-//         that worker before the task can leave the registry: when the task
-//         switches away (it may then finish elsewhere) and in finish_task()
-//         before remove(). So a reader holding every shard lock that sees a
-//         task there sees a registered task, which the scheduler's
-//         reference keeps alive until the reader unlocks. Relaxed accesses
-//         suffice: a clear followed by a removal happens-before the
-//         removal's unlock, hence before the reader's lock of that shard,
-//         so the reader cannot see the cleared pointer any more.
+//   INV-R2  "No task is live" is decided only with every shard locked at once
+//           (empty_consistent(); snapshot() likewise sees one instant).
+//           Once closed (Scheduler INV-S1) nothing spawns without a live
+//           spawner, so a runtime seen empty stays empty. The count live()
+//           gives without the locks is only approximate (bounds at live())
+//           and decides nothing.
+//   INV-R1  A worker's running task pointer (Worker::running()) is cleared by
+//           that worker before the task can leave the registry: when the task
+//           switches away (it may then finish elsewhere) and in finish_task()
+//           before remove(). So a reader holding every shard lock that sees a
+//           task there sees a registered task, which the scheduler's
+//           reference keeps alive until the reader unlocks. Relaxed accesses
+//           suffice: a clear followed by a removal happens-before the
+//           removal's unlock, hence before the reader's lock of that shard,
+//           so the reader cannot see the cleared pointer any more.
 #pragma once
 
 #include <atomic>
@@ -50,8 +52,13 @@ class Registry {
   // slow-task warning: costs a few lock round trips, never a walk.
   bool describe_running(const std::atomic<TaskCore*>& running, std::uint64_t* id,
                         std::string* name);
-  // A racy sum of the shards' counts (statistics): shards are read at
-  // different moments, so a task moving between them can be missed.
+  // A racy sum of the shards' counts (statistics), approximate while
+  // tasks come and go: each shard is read at its own moment, so the sum is
+  // at least the number of tasks registered throughout the call and at most
+  // the number registered at some moment during it (a child added to a
+  // shard already read is missed, a parent removed from one not yet read is
+  // not counted: the sum may even be 0 while a task is always live). Exact
+  // when nothing is added or removed during the call.
   std::size_t live() const noexcept;
   // INV-R2: whether no task is registered, decided with every shard locked
   // at once, so no add or remove can fall between two shards' reads (a

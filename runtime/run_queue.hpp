@@ -161,7 +161,9 @@ class RunQueue {
     }
     // INV-Q4: announced before our first read of tail, withdrawn once our
     // claim is made or abandoned. seq_cst: the StoreLoad pairing with
-    // reclaim_tail_holes(), which backs off while it sees us.
+    // reclaim_tail_holes() (its tail exchange, then its stealers_ load),
+    // which backs off while it sees us. Forbidden: it reads no stealer
+    // while our tail load below returns the tail from before its lowering.
     stealers_.fetch_add(1, std::memory_order_seq_cst);
     for (;;) {
       // seq_cst head and tail loads: the same pairing (INV-Q4).
@@ -265,6 +267,10 @@ class RunQueue {
       --low;
     }
     if (low != t) {
+      // seq_cst RMW, then seq_cst loads: our side of INV-Q4's StoreLoad
+      // pair with steal_into()'s stealers_ increment, then its head and
+      // tail loads (the proof above). Forbidden: we read no stealer while
+      // a stealer reads the tail from before this lowering.
       tail_.exchange(low, std::memory_order_seq_cst);
       bool stealer_in_flight = stealers_.load(std::memory_order_seq_cst) != 0;
       std::uint32_t now_real = real_part(head_.load(std::memory_order_seq_cst));
@@ -336,6 +342,14 @@ class RunQueue {
   alignas(64) std::atomic<std::uint32_t> tail_{0};
   alignas(64) std::atomic<std::uintptr_t> slots_[kCapacity];
   static_assert(alignof(T) >= 2, "entries need a free low bit for the claimable tag");
+  // The layout above: head_ is two indices of tail_'s type, steal in the
+  // high half and real in the low (pack() and steal_part() shift by 32);
+  // a slot word holds an entry pointer, bit 0 the tag.
+  static_assert(sizeof(typename decltype(tail_)::value_type) == 4 &&
+                    sizeof(typename decltype(head_)::value_type) ==
+                        2 * sizeof(typename decltype(tail_)::value_type),
+                "head_ = steal:32 | real:32, each a u32 index like tail_");
+  static_assert(sizeof(std::uintptr_t) >= sizeof(T*), "a slot word holds an entry pointer");
 };
 
 }  // namespace spindle::detail

@@ -133,6 +133,8 @@ Options Scheduler::with_worker_count(Options options) {
   }
   // A task records its registry shard (a worker index, or one past the
   // last for spawns from outside) in 16 bits (task_core.hpp).
+  static_assert(kMaxWorkers <= std::uint16_t{0xFFFF},
+                "the outside shard, index kMaxWorkers, fits TaskCore::registry_shard_");
   if (options.workers > kMaxWorkers) {
     throw std::invalid_argument("spindle: Options::workers is " + std::to_string(options.workers) +
                                 "; at most " + std::to_string(kMaxWorkers) + " are supported");
@@ -163,6 +165,9 @@ Scheduler::Scheduler(const Options& options)
   } catch (...) {
     // A thread could not be created: stop the ones that were, so that the
     // caller gets the error and no thread outlives this half-built runtime.
+    // seq_cst as in shutdown(), though no StoreLoad partner can race here:
+    // the runtime was never handed out, so nothing spawns (INV-S1) or calls
+    // call_later (INV-CL3); the workers see stopping_ after unpark().
     closed_.store(true, std::memory_order_seq_cst);
     stopping_.store(true, std::memory_order_seq_cst);
     for (auto& w : workers_) {
@@ -208,9 +213,12 @@ void Scheduler::spawn(TaskCore* t) {
   FutureAccess::word(t).store(initial_task_word(), std::memory_order_relaxed);
   registry_.add(t, num_workers());
   SPINDLE_PERTURB(kSpawnRegistered);
-  // Shutdown closes, then looks at the registry; we register, then look at
-  // `closed` again (seq_cst StoreLoad on both sides): either shutdown sees
-  // this task (and cancels and awaits it) or we see the close and back out.
+  // INV-S1: shutdown closes, fences, then looks at the registry; we
+  // register, fence, then look at `closed` again (seq_cst StoreLoad on both
+  // sides, partner: the closed_ store and fence in shutdown()): either
+  // shutdown sees this task (and cancels and awaits it) or we see the close
+  // and back out. Forbidden: we read closed_ false while shutdown's
+  // registry look misses our task.
   full_fence();
   if (closed_.load(std::memory_order_seq_cst)) {
     back_out_spawn(t);
@@ -243,7 +251,9 @@ void Scheduler::spawn_local(Worker* w, TaskCore* t) {
     // INV-S1: a spawn from the scheduler context (a call_later callback
     // firing) has no live task holding shutdown back, so it is ordered
     // against closed_ as an outside spawn is: we register, fence, look;
-    // shutdown closes, fences, looks at the registry.
+    // shutdown closes, fences, looks at the registry (StoreLoad partner:
+    // the closed_ store and fence in shutdown()). Forbidden: we read
+    // closed_ false while shutdown's registry look misses our task.
     full_fence();
     if (closed_.load(std::memory_order_seq_cst)) {
       back_out_spawn(t);
@@ -385,13 +395,19 @@ void Scheduler::shutdown() {
     return;
   }
   closed_.store(true, std::memory_order_seq_cst);
-  full_fence();  // INV-S1: pairs with the re-check in spawn() and spawn_local()
+  // INV-S1: pairs with the register, fence and closed_ re-check in spawn()
+  // and spawn_local(): either they see closed_ and back out, or the
+  // registry look in cancel_all_and_wait() sees their task.
+  full_fence();
   SPINDLE_PERTURB(kShutdownClosed);
   cancel_all_and_wait();
   blocking_pool_.shutdown();
   monitor_->stop();
   stopping_.store(true, std::memory_order_seq_cst);
-  full_fence();  // call_later.hpp INV-CL3: pairs with the re-check in call_later()
+  // call_later.hpp INV-CL3: pairs with the arm, fence and
+  // stopping_seq_cst() re-check in TimerDomain::call_later(): either it
+  // sees stopping_ and takes its entry back, or drain() below finds it.
+  full_fence();
   for (auto& w : workers_) {
     w->parker().unpark();
   }

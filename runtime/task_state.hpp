@@ -66,6 +66,13 @@ inline constexpr std::uint64_t kComplete = 4;
 inline constexpr std::uint64_t kStarted = 8;
 static_assert((kRunning | kNotified | kComplete | kStarted) <= FutureCore::kFlagMask,
               "task flags must stay below the refcount");
+// The layout table above: one bit each, at bits 0..3, none shared.
+static_assert(kRunning == std::uint64_t{1} << 0 && kNotified == std::uint64_t{1} << 1 &&
+                  kComplete == std::uint64_t{1} << 2 && kStarted == std::uint64_t{1} << 3,
+              "task flags sit at the bits the layout table gives");
+static_assert((kRunning + kNotified + kComplete + kStarted) ==
+                  (kRunning | kNotified | kComplete | kStarted),
+              "task flags do not overlap");
 
 enum class [[nodiscard]] NotifyResult { kSubmit, kNothing };
 enum class [[nodiscard]] ReleaseResult { kSubmit, kIdle };

@@ -89,6 +89,13 @@ class TimerWheel {
   static constexpr unsigned kLevels = 7;
   static constexpr unsigned kSlotBits = 6;
   static constexpr unsigned kSlots = 1u << kSlotBits;
+  // The layout in the comment at the top: ticks of 2^18 ns, 7 levels of 64
+  // slots, one occupied_ bit per slot in a 64-bit word.
+  static_assert(kTickShift == 18 && kSlotBits == 6 && kSlots == 64 && kLevels == 7,
+                "the wheel's shape is the one the layout comment gives");
+  static_assert(kSlots == 8 * sizeof(std::uint64_t), "occupied_[L] has one bit per slot");
+  static_assert(kTickShift + kLevels * kSlotBits <= 63,
+                "the top level's span, in ns, fits an int64 deadline");
 
   // `start_ns`: the clock reading the wheel starts from (tests pass a fixed one).
   explicit TimerWheel(std::int64_t start_ns = now_ns());

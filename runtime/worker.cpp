@@ -43,12 +43,26 @@ thread_local Worker* t_worker = nullptr;
 //   bits 32..62  worker index + 1 (0: not in a local queue)
 //   bits 0..31   ring index
 constexpr std::uint64_t kInOverflow = std::uint64_t{1} << 63;
-std::uint64_t ring_slot(unsigned worker, std::uint32_t index) {
+constexpr std::uint64_t ring_slot(unsigned worker, std::uint32_t index) {
   return (static_cast<std::uint64_t>(worker + 1) << 32) | index;
 }
-std::uint64_t overflow_slot(unsigned worker) {
+constexpr std::uint64_t overflow_slot(unsigned worker) {
   return kInOverflow | (static_cast<std::uint64_t>(worker + 1) << 32);
 }
+// The encoding, as try_claim() decodes it ((slot >> 32) & 0x7fffffff):
+// the largest worker index and ring index come back intact, and bit 63
+// is set for the overflow list only.
+static_assert(kInOverflow == std::uint64_t{1} << 63, "bit 63 marks the overflow list");
+static_assert(((ring_slot(Scheduler::kMaxWorkers - 1, 0xffffffffu) >> 32) & 0x7fffffffu) ==
+                      Scheduler::kMaxWorkers &&
+                  static_cast<std::uint32_t>(ring_slot(Scheduler::kMaxWorkers - 1, 0xffffffffu)) ==
+                      0xffffffffu &&
+                  (ring_slot(Scheduler::kMaxWorkers - 1, 0xffffffffu) & kInOverflow) == 0,
+              "ring slot: worker + 1 in bits 32..62, ring index in 0..31, bit 63 clear");
+static_assert(((overflow_slot(Scheduler::kMaxWorkers - 1) >> 32) & 0x7fffffffu) ==
+                      Scheduler::kMaxWorkers &&
+                  (overflow_slot(Scheduler::kMaxWorkers - 1) & kInOverflow) != 0,
+              "overflow slot: worker + 1 in bits 32..62, bit 63 set");
 
 Fiber* fiber_of(Context* ctx) {
   return reinterpret_cast<Fiber*>(reinterpret_cast<char*>(ctx) - offsetof(Fiber, ctx));
@@ -391,9 +405,13 @@ TaskCore* Worker::find_work() {
     }
     if (t != nullptr) {
       if (woke_from_park_) {
-        // timer.hpp INV-TK1: we may have been the parked worker that an
+        // timer.hpp INV-TK2: we may have been the parked worker that an
         // arm counted on to fire a timer; going busy, we hand that on.
-        // Our kAwake store (park()), this fence, then the wheels.
+        // Our kAwake store (park()), this fence, then the wheels. StoreLoad
+        // partner: TimerDomain::arm()'s new deadline, fence, then
+        // cover_deadline()'s seq_cst parked_until() loads. Forbidden: the
+        // arm reads our old parked_until (counting on us) while we read
+        // the wheels without its deadline.
         woke_from_park_ = false;
         full_fence();
         const std::int64_t due = sched_.earliest_deadline();
@@ -488,10 +506,17 @@ void Worker::park() {
   idle.transition_to_parked(index_, was_searching);
   SPINDLE_PERTURB(kParkDecided);
   // timer.hpp INV-TK1: parked, wake-up time not known yet; an arm that
-  // reads this kicks us.
+  // reads this kicks us. seq_cst: the parker's store half; the fence below
+  // orders it before our wheel reads.
   parked_until_.store(TimerWheel::kNever, std::memory_order_seq_cst);
-  // INV-I3 (idle.hpp): our state RMW, then a fence, then the queues; and
-  // INV-TK1: our parked_until_ store, then the fence, then the wheels.
+  // Two StoreLoad pairs share this fence.
+  // INV-I3 (idle.hpp): our state RMW, then the fence, then the queues;
+  // partner: a pusher's push, fence and Idle::should_wake() load.
+  // Forbidden: it reads us counted awake while we read the queues empty.
+  // INV-TK1: our parked_until_ store, then the fence, then the wheels;
+  // partner: TimerDomain::arm()'s deadline, fence and cover_deadline()'s
+  // parked_until() loads. Forbidden: it reads us awake while we read the
+  // wheels without its deadline, and we sleep past it.
   full_fence();
   std::int64_t deadline = sched_.earliest_deadline();
   std::int64_t now = deadline == TimerWheel::kNever ? 0 : now_ns();

@@ -93,7 +93,10 @@ class Worker {
   // INV-TK1). Any thread.
   static constexpr std::int64_t kAwake = -1;
   std::int64_t parked_until() const noexcept {
-    return parked_until_.load(std::memory_order_seq_cst);  // INV-TK1's load half
+    // seq_cst: INV-TK1's load half, in Scheduler::cover_deadline() after
+    // TimerDomain::arm()'s fence; partner: Worker::park()'s store, fence
+    // and wheel reads (either we see it parked or it sees the deadline).
+    return parked_until_.load(std::memory_order_seq_cst);
   }
   WorkerCounters& counters() noexcept { return counters_; }
   std::uint64_t ticks() const noexcept { return ticks_.load(std::memory_order_relaxed); }

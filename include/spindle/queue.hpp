@@ -198,21 +198,21 @@ struct HeapStore {
 // The queue proper, over a storage policy. The blocking protocol is the one
 // of wait_list.hpp (INV-L1..L3); on top of it:
 //
-//   INV-Q1  Getters wait only while the store is empty, and an item
-//           arriving while getters wait goes straight into the first
-//           claimable getter's node (direct hand-off): the store is
-//           non-empty only while no getter is linked.
-//   INV-Q2  A putter is woken with a reserved slot (node.slot, counted in
-//           reserved_) and then puts without re-checking fullness; full()
-//           counts reserved slots, so nobody else takes them. A putter woken
-//           by shutdown() gets no slot.
-//   INV-Q3  A granted getter that throws Cancelled (INV-L3) gives its item
-//           to the next getter or back to the head of the store; a granted
-//           putter that throws gives its slot to the next putter. Nothing is
-//           lost; after shutdown(true) a returned item is discarded and
-//           counted done, as the drain would have.
-//   INV-Q4  unfinished_ counts items put and not yet task_done()'d; it
-//           reaches 0 only with joiners_ woken in the same critical section.
+//   INV-BQ1  Getters wait only while the store is empty, and an item
+//            arriving while getters wait goes straight into the first
+//            claimable getter's node (direct hand-off): the store is
+//            non-empty only while no getter is linked.
+//   INV-BQ2  A putter is woken with a reserved slot (node.slot, counted in
+//            reserved_) and then puts without re-checking fullness; full()
+//            counts reserved slots, so nobody else takes them. A putter woken
+//            by shutdown() gets no slot.
+//   INV-BQ3  A granted getter that throws Cancelled (INV-L3) gives its item
+//            to the next getter or back to the head of the store; a granted
+//            putter that throws gives its slot to the next putter. Nothing is
+//            lost; after shutdown(true) a returned item is discarded and
+//            counted done, as the drain would have.
+//   INV-BQ4  unfinished_ counts items put and not yet task_done()'d; it
+//            reaches 0 only with joiners_ woken in the same critical section.
 //
 // All state is guarded by lock_ (a spin lock: critical sections are a few
 // moves and pointer swaps; wake-ups are published after it is dropped).
@@ -249,7 +249,7 @@ class BasicQueue {
       WakeBatch wake;
       SpinGuard g(lock_);
       if (revoke(putters_, node) && node.slot) {
-        --reserved_;  // INV-Q3: the slot goes to the next putter
+        --reserved_;  // INV-BQ3: the slot goes to the next putter
         grant_putters_locked(wake);
       }
       throw;
@@ -257,7 +257,7 @@ class BasicQueue {
     WakeBatch wake;
     SpinGuard g(lock_);
     if (node.slot) {
-      --reserved_;  // INV-Q2: the room is ours
+      --reserved_;  // INV-BQ2: the room is ours
     }
     if (shutdown_) {
       grant_putters_locked(wake);
@@ -308,7 +308,7 @@ class BasicQueue {
         WakeBatch wake;
         SpinGuard g(lock_);
         if (revoke(getters_, node) && node.item) {
-          give_back_locked(std::move(*node.item), dropped, wake);  // INV-Q3
+          give_back_locked(std::move(*node.item), dropped, wake);  // INV-BQ3
         }
         throw;
       }
@@ -402,16 +402,16 @@ class BasicQueue {
       wake.add(core);  // no item: they re-check and throw QueueShutDown
     }
     while (pop_and_claim(putters_, core) != nullptr) {
-      wake.add(core);  // no slot (INV-Q2)
+      wake.add(core);  // no slot (INV-BQ2)
     }
   }
 
  private:
   struct GetNode : WaitNode {
-    std::optional<T> item;  // written by the putter that granted us (INV-Q1)
+    std::optional<T> item;  // written by the putter that granted us (INV-BQ1)
   };
   struct PutNode : WaitNode {
-    bool slot = false;  // granted a reserved slot (INV-Q2)
+    bool slot = false;  // granted a reserved slot (INV-BQ2)
   };
 
   bool full_locked() const noexcept {
@@ -434,7 +434,7 @@ class BasicQueue {
   void put_locked(T&& item, WakeBatch& wake) {
     FutureCore* core;
     if (WaitNode* n = pop_and_claim(getters_, core)) {
-      // INV-Q1: hand it over. The getter cannot leave before it takes
+      // INV-BQ1: hand it over. The getter cannot leave before it takes
       // lock_ (INV-L2), so writing its node here is safe.
       wake.add(core);
       static_cast<GetNode*>(n)->item.emplace(std::move(item));
@@ -468,7 +468,7 @@ class BasicQueue {
     }
   }
 
-  // INV-Q3: an item handed to a getter that then threw Cancelled.
+  // INV-BQ3: an item handed to a getter that then threw Cancelled.
   void give_back_locked(T&& item, std::optional<T>& dropped, WakeBatch& wake) {
     if (immediate_) {
       // shutdown(true) discarded everything else; discard this one too.
@@ -497,8 +497,8 @@ class BasicQueue {
   mutable detail::SpinLock lock_;
   Store store_;                 // guarded by lock_
   const std::size_t maxsize_;   // 0: unbounded
-  std::size_t reserved_ = 0;    // slots granted to woken putters (INV-Q2)
-  std::size_t unfinished_ = 0;  // INV-Q4
+  std::size_t reserved_ = 0;    // slots granted to woken putters (INV-BQ2)
+  std::size_t unfinished_ = 0;  // INV-BQ4
   bool shutdown_ = false;
   bool immediate_ = false;
   WaitList getters_;

@@ -56,6 +56,11 @@ struct WorkerStats {
 #undef SPINDLE_WORKER_STATS_FIELD_
 };
 
+// Taken while the runtime runs, so approximate: each counter is some recent
+// value of its own, with no consistency across counters or workers, and
+// live_tasks is a sum over the registry's shards read one at a time: at
+// least the tasks live throughout the stats() call, at most those live at
+// some moment during it (exact when no task starts or ends meanwhile).
 struct Stats {
   std::vector<WorkerStats> workers;
   WorkerStats total;

@@ -103,11 +103,19 @@ class Mutex {
  private:
   friend class Condition;
   struct Node;
-  // State bits (runtime/sync.cpp documents the protocol, INV-M1..M5).
+  // State bits (runtime/sync.cpp documents the protocol, INV-M1..M6).
   static constexpr std::uint32_t kLocked = 1;    // held
   static constexpr std::uint32_t kWoken = 2;     // a woken waiter is on its way
   static constexpr std::uint32_t kStarving = 4;  // direct hand-off mode
   static constexpr std::uint32_t kWaiters = 8;   // waiters_ is not empty
+  // sync.cpp's layout table: bits 0..3 of the 32-bit state_, one each, none
+  // shared, nothing else in the word.
+  static_assert(kLocked == 1u << 0 && kWoken == 1u << 1 && kStarving == 1u << 2 &&
+                    kWaiters == 1u << 3,
+                "Mutex state bits sit where the layout table in sync.cpp says");
+  static_assert((kLocked | kWoken | kStarving | kWaiters) == 0xFu &&
+                    (kLocked + kWoken + kStarving + kWaiters) == 0xFu,
+                "Mutex state bits are distinct and fill bits 0..3 only");
 
   void lock_slow();
   void lock_contended(bool& woken);

@@ -61,6 +61,10 @@ enum class Status : std::uint8_t {
   kException = 3,
   kCancelled = 4,
 };
+// done() is `status >= kResult`: the final states sort after the others.
+static_assert(Status::kPending < Status::kCompleting && Status::kCompleting < Status::kResult &&
+                  Status::kResult < Status::kException && Status::kException < Status::kCancelled,
+              "final statuses must compare above kPending and kCompleting");
 
 using DoneCallback = std::function<void(FutureCore*)>;
 
@@ -82,6 +86,11 @@ class FutureCore {
  public:
   static constexpr std::uint64_t kRefOne = std::uint64_t{1} << 16;
   static constexpr std::uint64_t kFlagMask = kRefOne - 1;
+  // The layout above: flags in bits 0..15, the refcount in 16..63 of a
+  // 64-bit word; the two fields share no bit and leave none over.
+  static_assert(kRefOne == std::uint64_t{1} << 16, "the refcount starts at bit 16");
+  static_assert(kFlagMask == 0xFFFF && ~kFlagMask == std::uint64_t{0xFFFF'FFFF'FFFF} << 16,
+                "flags are bits 0..15, the refcount bits 16..63");
 
   FutureCore(const FutureCore&) = delete;
   FutureCore& operator=(const FutureCore&) = delete;
