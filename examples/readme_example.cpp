@@ -7,12 +7,12 @@
 using namespace std::chrono_literals;
 
 int main() {
-  spindle::Runtime rt;                          // one worker per usable CPU
-  spindle::Future<int> answer;                  // asyncio.Future(), thread-safe
+  spindle::Runtime rt;          // one worker per usable CPU
+  spindle::Future<int> answer;  // asyncio.Future(), thread-safe
 
-  std::thread producer([answer]() mutable {     // a plain thread...
+  std::thread producer([answer]() mutable {  // a plain thread...
     std::this_thread::sleep_for(10ms);
-    answer.set_result(42);                      // ...completes it
+    answer.set_result(42);  // ...completes it
   });
 
   int total = rt.block_on([answer]() mutable {  // asyncio.run(main())
@@ -21,8 +21,8 @@ int main() {
       return 1;
     });
     auto doomed = spindle::spawn([] { spindle::sleep(1h); });
-    doomed.cancel("not needed");                // thrown at its next suspension point
-    int sum = answer.get() + slow.get();        // await: tasks suspend, threads block
+    doomed.cancel("not needed");          // thrown at its next suspension point
+    int sum = answer.get() + slow.get();  // await: tasks suspend, threads block
     try {
       doomed.get();
     } catch (const spindle::Cancelled& c) {
@@ -31,6 +31,6 @@ int main() {
     return sum;
   });
   producer.join();
-  std::printf("total = %d\n", total);           // total = 43
+  std::printf("total = %d\n", total);  // total = 43
   return total == 43 ? 0 : 1;
 }

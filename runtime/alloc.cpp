@@ -119,7 +119,7 @@ struct ThreadCache {
     if (slab == nullptr) {
       // Cache-line aligned, like the huge slabs, so no object straddles
       // more lines than its size needs.
-      slab = static_cast<char*>(::operator new(kSlabBytes, std::align_val_t{kGranule}));
+      slab = static_cast<char*>(::operator new (kSlabBytes, std::align_val_t{kGranule}));
       slab_bytes = kSlabBytes;
     }
     {

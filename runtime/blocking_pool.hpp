@@ -56,10 +56,10 @@ class BlockingPool {
   const std::chrono::milliseconds idle_timeout_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Job> jobs_;       // guarded by mu_
-  std::size_t threads_ = 0;    // guarded by mu_
-  std::size_t idle_ = 0;       // guarded by mu_
-  bool stopping_ = false;      // guarded by mu_
+  std::deque<Job> jobs_;     // guarded by mu_
+  std::size_t threads_ = 0;  // guarded by mu_
+  std::size_t idle_ = 0;     // guarded by mu_
+  bool stopping_ = false;    // guarded by mu_
   std::condition_variable all_gone_;
 };
 

@@ -28,11 +28,11 @@ struct EhState {
 };
 
 struct Context {
-  void* fctx = nullptr;           // Boost.Context fcontext_t of a suspended context
-  EhState eh;                     // this context's exception state while suspended
+  void* fctx = nullptr;               // Boost.Context fcontext_t of a suspended context
+  EhState eh;                         // this context's exception state while suspended
   void (*entry)(Context*) = nullptr;  // first-run function of a fiber
 #if defined(__aarch64__)
-  std::uint64_t first_fpcr = 0;   // FPCR a fiber starts with (see context.cpp)
+  std::uint64_t first_fpcr = 0;  // FPCR a fiber starts with (see context.cpp)
 #endif
 #if SPINDLE_ASAN_ENABLED
   void* asan_fake_stack = nullptr;

@@ -8,9 +8,9 @@ namespace spindle::detail {
 [[noreturn]] void fatal(const char* msg);
 }  // namespace spindle::detail
 
-#define SPINDLE_ASSERT(expr, msg)                                              \
-  do {                                                                         \
-    if (__builtin_expect(!(expr), 0)) {                                        \
-      ::spindle::detail::assert_fail(#expr, __FILE__, __LINE__, (msg));        \
-    }                                                                          \
+#define SPINDLE_ASSERT(expr, msg)                                       \
+  do {                                                                  \
+    if (__builtin_expect(!(expr), 0)) {                                 \
+      ::spindle::detail::assert_fail(#expr, __FILE__, __LINE__, (msg)); \
+    }                                                                   \
   } while (0)

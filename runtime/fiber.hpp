@@ -11,8 +11,8 @@
 // ownership moves through the run queues and pool locks, which order it.
 #pragma once
 
-#include <cstddef>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <vector>

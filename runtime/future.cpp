@@ -123,9 +123,8 @@ struct CallbackBatch {
       try {
         e->fn(future);
       } catch (...) {
-        std::string line =
-            "spindle: exception in a done-callback: " + describe_exception(std::current_exception()) +
-            "\n";
+        std::string line = "spindle: exception in a done-callback: " +
+                           describe_exception(std::current_exception()) + "\n";
         std::fputs(line.c_str(), stderr);
       }
     }

@@ -72,7 +72,7 @@ class Monitor {
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;                   // guarded by mu_
+  bool stop_ = false;  // guarded by mu_
   std::atomic<bool> deep_sleep_{false};
   std::atomic<unsigned> parked_count_{0};
 };

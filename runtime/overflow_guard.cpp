@@ -99,8 +99,8 @@ void OverflowGuard::install_on_this_thread() {
     sigemptyset(&sa.sa_mask);
     ::sigaction(SIGSEGV, &sa, &g_previous);
   });
-  void* mem = ::mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                     -1, 0);
+  void* mem =
+      ::mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) {
     return;
   }

@@ -15,9 +15,9 @@ constexpr unsigned kPoints = static_cast<unsigned>(Point::kCount);
 
 std::atomic<std::uint64_t> g_seed{0};
 std::atomic<unsigned> g_per_mille{0};
-std::atomic<std::uint64_t> g_epoch{0};       // bumped by enable(): threads reseed
-std::atomic<std::uint64_t> g_ordinal{0};     // threads in order of first pass
-std::atomic<unsigned> g_forced[kPoints];     // sleep_us per point, 0: none
+std::atomic<std::uint64_t> g_epoch{0};    // bumped by enable(): threads reseed
+std::atomic<std::uint64_t> g_ordinal{0};  // threads in order of first pass
+std::atomic<unsigned> g_forced[kPoints];  // sleep_us per point, 0: none
 std::atomic<std::uint64_t> g_passes[kPoints];
 
 std::uint64_t splitmix(std::uint64_t& s) noexcept {
@@ -85,9 +85,9 @@ struct FromEnvironment {
 
 const char* name(Point p) noexcept {
   static const char* const names[kPoints] = {
-      "submit_remote", "spawn_registered", "shutdown_closed", "registry_removed",
-      "timer_callback", "timer_armed",     "park_decided",    "park_sleep",
-      "wake",           "claim_won",       "cancel_request",  "switch",
+      "submit_remote",  "spawn_registered", "shutdown_closed", "registry_removed",
+      "timer_callback", "timer_armed",      "park_decided",    "park_sleep",
+      "wake",           "claim_won",        "cancel_request",  "switch",
       "blocking_woken"};
   unsigned i = static_cast<unsigned>(p);
   return i < kPoints ? names[i] : "?";
@@ -144,10 +144,16 @@ void pass_slow(Point p) noexcept {
     return;
   }
   switch ((r >> 10) % 10) {
-    case 0: case 1: case 2: case 3: case 4:
+    case 0:
+    case 1:
+    case 2:
+    case 3:
+    case 4:
       sched_yield();
       break;
-    case 5: case 6: case 7:
+    case 5:
+    case 6:
+    case 7:
       spin_for_us(1 + static_cast<unsigned>((r >> 20) % 50));
       break;
     default:

@@ -127,7 +127,8 @@ class RunQueue {
       if (real == t) {
         return nullptr;
       }
-      SPINDLE_ASSERT(static_cast<std::int32_t>(t - real) > 0, "run queue: head passed tail (INV-Q1)");
+      SPINDLE_ASSERT(static_cast<std::int32_t>(t - real) > 0,
+                     "run queue: head passed tail (INV-Q1)");
       std::uint32_t steal = steal_part(h);
       std::uint64_t next = pack(steal == real ? real + 1 : steal, real + 1);
       // acq_rel: the CAS hands index `real` to us alone; it orders against
@@ -155,8 +156,7 @@ class RunQueue {
     // owner's head lives in. Only a hint; the checks after announcing
     // decide. Relaxed: nothing is read on the strength of these values.
     h = head_.load(std::memory_order_relaxed);
-    if (steal_part(h) != real_part(h) ||
-        tail_.load(std::memory_order_relaxed) == real_part(h)) {
+    if (steal_part(h) != real_part(h) || tail_.load(std::memory_order_relaxed) == real_part(h)) {
       return 0;
     }
     // INV-Q4: announced before our first read of tail, withdrawn once our

@@ -89,7 +89,7 @@ void report_future_exception(const std::string& repr, std::exception_ptr e) noex
   {
     std::lock_guard<std::mutex> lock(g_schedulers_mu);
     Worker* w = Worker::current();
-    Scheduler* s = w != nullptr ? &w->scheduler()
+    Scheduler* s = w != nullptr                ? &w->scheduler()
                    : live_schedulers().empty() ? nullptr
                                                : live_schedulers().back();
     if (s != nullptr) {

@@ -181,9 +181,7 @@ Scheduler::Scheduler(const Options& options)
   }
 }
 
-Scheduler::~Scheduler() {
-  shutdown();
-}
+Scheduler::~Scheduler() { shutdown(); }
 
 std::uint64_t Scheduler::next_external_id() noexcept {
   // relaxed: uniqueness needs only atomicity.
@@ -474,13 +472,12 @@ Stats Scheduler::stats() {
 
 void Scheduler::dump_tasks(std::ostream& os) {
   std::vector<TaskCore*> live = registry_.snapshot(/*include_internal=*/true);
-  std::sort(live.begin(), live.end(),
-            [](TaskCore* a, TaskCore* b) { return a->id() < b->id(); });
+  std::sort(live.begin(), live.end(), [](TaskCore* a, TaskCore* b) { return a->id() < b->id(); });
   os << "spindle: " << live.size() << " live task(s)\n";
   for (TaskCore* t : live) {
     std::uint64_t word = FutureAccess::word(t).load(std::memory_order_acquire);
-    const char* state = (word & kComplete)  ? "finishing"
-                        : (word & kRunning) ? "running"
+    const char* state = (word & kComplete)   ? "finishing"
+                        : (word & kRunning)  ? "running"
                         : (word & kNotified) ? ((word & kStarted) ? "runnable" : "queued")
                                              : "suspended";
     std::string waits;

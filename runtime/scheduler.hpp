@@ -17,9 +17,9 @@
 #include "fiber.hpp"
 #include "idle.hpp"
 #include "inject_queue.hpp"
+#include "monitor.hpp"
 #include "registry.hpp"
 #include "stack.hpp"
-#include "monitor.hpp"
 #include "timer.hpp"
 
 namespace spindle::detail {

@@ -112,7 +112,8 @@ StackRegion StackAllocator::allocate() {
   char* slot = chunks_[chunk_count_ - 1].base + next_slot_ * slot_size_;
   ++next_slot_;
   if (guard_pages_ && guarded_count_ < guard_budget_) {
-    if (!fault::should_fail(fault::Site::kMprotect) && ::mprotect(slot, page_size(), PROT_NONE) == 0) {
+    if (!fault::should_fail(fault::Site::kMprotect) &&
+        ::mprotect(slot, page_size(), PROT_NONE) == 0) {
       ++guarded_count_;
       return StackRegion{slot + page_size(), stack_size_ - kCanaryBytes, true};
     }

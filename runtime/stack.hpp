@@ -45,8 +45,8 @@
 namespace spindle::detail {
 
 struct StackRegion {
-  char* lo = nullptr;     // lowest usable byte (just above the guard page)
-  std::size_t size = 0;   // usable bytes, up to the canary line of the slot above
+  char* lo = nullptr;    // lowest usable byte (just above the guard page)
+  std::size_t size = 0;  // usable bytes, up to the canary line of the slot above
   bool guarded = false;
 };
 
@@ -90,7 +90,7 @@ class StackAllocator {
   std::vector<StackRegion> free_;  // released, memory given back
   std::size_t in_use_ = 0;         // handed out, not yet released
   std::size_t guarded_count_ = 0;
-  std::size_t next_slot_ = 0;      // in the newest chunk
+  std::size_t next_slot_ = 0;  // in the newest chunk
   std::size_t chunk_slots_ = 0;
 
   // Every chunk mapped, for the destructor; appended under mu_, fixed

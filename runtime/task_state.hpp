@@ -74,8 +74,11 @@ static_assert((kRunning + kNotified + kComplete + kStarted) ==
                   (kRunning | kNotified | kComplete | kStarted),
               "task flags do not overlap");
 
+// clang-format 14 reads [[nodiscard]] here as the enum's name and glues the braces on.
+// clang-format off
 enum class [[nodiscard]] NotifyResult { kSubmit, kNothing };
 enum class [[nodiscard]] ReleaseResult { kSubmit, kIdle };
+// clang-format on
 
 inline std::uint64_t initial_task_word() noexcept { return kNotified | 2 * FutureCore::kRefOne; }
 
@@ -91,8 +94,7 @@ inline bool transition_to_running(TaskCore* t) noexcept {
     SPINDLE_ASSERT((cur & kNotified) && !(cur & (kRunning | kComplete)),
                    "task state: run of a task that is not queued (INV-T1)");
     std::uint64_t next = (cur & ~kNotified) | kRunning | kStarted;
-    if (w.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
-                                std::memory_order_relaxed)) {
+    if (w.compare_exchange_weak(cur, next, std::memory_order_acq_rel, std::memory_order_relaxed)) {
       return !(cur & kStarted);
     }
   }
@@ -106,8 +108,7 @@ inline NotifyResult transition_notify(TaskCore* t) noexcept {
       return NotifyResult::kNothing;
     }
     std::uint64_t next = cur | kNotified;
-    if (w.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
-                                std::memory_order_relaxed)) {
+    if (w.compare_exchange_weak(cur, next, std::memory_order_acq_rel, std::memory_order_relaxed)) {
       // INV-T2: a running task is re-queued by its owner.
       return (cur & kRunning) ? NotifyResult::kNothing : NotifyResult::kSubmit;
     }
@@ -127,8 +128,7 @@ inline void transition_complete(TaskCore* t) noexcept {
   std::uint64_t cur = w.load(std::memory_order_relaxed);
   for (;;) {
     std::uint64_t next = (cur & ~(kRunning | kNotified)) | kComplete;
-    if (w.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
-                                std::memory_order_relaxed)) {
+    if (w.compare_exchange_weak(cur, next, std::memory_order_acq_rel, std::memory_order_relaxed)) {
       return;
     }
   }

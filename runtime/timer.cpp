@@ -47,7 +47,8 @@ void TimerWheel::link(TimerEntry* e) {
     e->tick = elapsed_;  // already due: fires at the next look
   }
   unsigned level = level_for(elapsed_, e->tick);
-  if (level == kLevels - 1 && (e->tick >> (kLevels * kSlotBits)) != (elapsed_ >> (kLevels * kSlotBits))) {
+  if (level == kLevels - 1 &&
+      (e->tick >> (kLevels * kSlotBits)) != (elapsed_ >> (kLevels * kSlotBits))) {
     // Beyond the wheel's 36-year span: park it in the last slot of the top
     // level; it cascades and is re-placed when that slot comes up.
     e->tick = ((elapsed_ >> (kLevels * kSlotBits)) << (kLevels * kSlotBits)) |

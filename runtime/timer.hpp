@@ -125,14 +125,14 @@ class TimerWheel {
   // The next tick at which something happens (a level-0 slot fires or a
   // higher slot cascades), and at which level; false if empty.
   bool next_event(std::uint64_t* tick, unsigned* level) const noexcept;
-  void fire_list(TimerEntry* head, std::vector<Waiter*>& wake,
-                 std::vector<TimerEntry*>& callbacks, std::size_t* n);
+  void fire_list(TimerEntry* head, std::vector<Waiter*>& wake, std::vector<TimerEntry*>& callbacks,
+                 std::size_t* n);
   void update_next();
 
   SpinLock lock_;
-  std::uint64_t elapsed_;                   // INV-TW1
-  std::uint64_t occupied_[kLevels] = {};    // bit per non-empty slot
-  TimerEntry* slots_[kLevels][kSlots] = {}; // list heads
+  std::uint64_t elapsed_;                    // INV-TW1
+  std::uint64_t occupied_[kLevels] = {};     // bit per non-empty slot
+  TimerEntry* slots_[kLevels][kSlots] = {};  // list heads
   std::size_t count_ = 0;
   std::atomic<std::int64_t> next_deadline_{kNever};
 };

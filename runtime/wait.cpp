@@ -11,9 +11,9 @@
 //   5. unpublish it from every source, under each lock (INV-W2), before
 //      this frame returns.
 #include <spindle/detail/future_core.hpp>
-#include <spindle/future.hpp>
 #include <spindle/detail/task_core.hpp>
 #include <spindle/errors.hpp>
+#include <spindle/future.hpp>
 #include <spindle/this_task.hpp>
 
 #include <sched.h>

@@ -7,11 +7,7 @@ namespace {
 
 // Indexed by WaitKind.
 const char* const kWaitTexts[] = {
-    nullptr,
-    "future",
-    "future (with timeout)",
-    "sleep",
-    "task (running it inline)",
+    nullptr, "future", "future (with timeout)", "sleep", "task (running it inline)",
 };
 static_assert(std::size(kWaitTexts) == static_cast<std::size_t>(WaitKind::kInlineChild) + 1,
               "one text per WaitKind");

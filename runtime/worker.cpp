@@ -18,8 +18,8 @@
 
 #include "atomic.hpp"
 #include "debug.hpp"
-#include "future_access.hpp"
 #include "fault.hpp"
+#include "future_access.hpp"
 #include "monitor.hpp"
 #include "overflow_guard.hpp"
 #include "perturb.hpp"
@@ -161,8 +161,7 @@ void Worker::push_overflow(TaskCore* t) {
   TaskAccess::queue_slot(t).store(overflow_slot(index_), std::memory_order_relaxed);
   // relaxed: read by the owner as a hint and by the idle re-check after a
   // seq_cst fence; the list itself is guarded by the lock.
-  overflow_len_.store(overflow_len_.load(std::memory_order_relaxed) + 1,
-                      std::memory_order_relaxed);
+  overflow_len_.store(overflow_len_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   counters_.bump(counters_.overflowed);
 }
 

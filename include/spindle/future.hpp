@@ -236,17 +236,15 @@ class Future {
   std::exception_ptr exception() const { return c()->exception_checked(); }
 
   template <class U = T>
-    requires(!std::is_void_v<T> && std::is_convertible_v<U &&, detail::Stored<T>>)
-  void set_result(U&& value) {
+  requires(!std::is_void_v<T> &&
+           std::is_convertible_v<U&&, detail::Stored<T>>) void set_result(U&& value) {
     detail::FutureCore* core = c();
     core->check_settable();
     if (!detail::try_emplace_result<T>(core, std::forward<U>(value))) {
       throw InvalidStateError("set_result() on a future that is already done");
     }
   }
-  void set_result()
-    requires std::is_void_v<T>
-  {
+  void set_result() requires std::is_void_v<T> {
     detail::FutureCore* core = c();
     core->check_settable();
     if (!detail::try_emplace_result<T>(core)) {

@@ -26,11 +26,11 @@
 namespace spindle {
 
 struct Options {
-  unsigned workers = 0;                // 0: one per CPU this process may use
-                                       // (affinity mask, cgroup CPU quota)
-  std::size_t stack_size = 64 * 1024;  // per task, rounded up to pages
-  bool guard_pages = true;             // SIGSEGV on overflow names the task
-  std::size_t blocking_threads = 64;   // max threads for to_thread()
+  unsigned workers = 0;                              // 0: one per CPU this process may use
+                                                     // (affinity mask, cgroup CPU quota)
+  std::size_t stack_size = 64 * 1024;                // per task, rounded up to pages
+  bool guard_pages = true;                           // SIGSEGV on overflow names the task
+  std::size_t blocking_threads = 64;                 // max threads for to_thread()
   std::chrono::milliseconds slow_task_warning{100};  // 0: off
 };
 
@@ -65,9 +65,9 @@ struct Stats {
   std::vector<WorkerStats> workers;
   WorkerStats total;
   std::size_t live_tasks = 0;
-  std::size_t fibers_pooled = 0;       // spare fibers kept for reuse
+  std::size_t fibers_pooled = 0;         // spare fibers kept for reuse
   std::size_t guarded_stack_budget = 0;  // stacks that get a guard page
-  std::size_t stack_size = 0;          // bytes per task stack, rounded up to pages
+  std::size_t stack_size = 0;            // bytes per task stack, rounded up to pages
 };
 
 namespace detail {

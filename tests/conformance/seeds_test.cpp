@@ -37,10 +37,10 @@ using namespace std::chrono_literals;
 using spindle::Cancelled;
 using spindle::Future;
 using spindle::Task;
+using spindle::testing::before;
 using spindle::testing::OccupyOtherWorkers;
 using spindle::testing::Output;
 using spindle::testing::RuntimeTest;
-using spindle::testing::before;
 using spindle::testing::spin_until;
 
 namespace {
@@ -190,8 +190,8 @@ TEST_P(Seeds, CancelWhileWaitingRaisesAtWaitPoint) {
   });
   std::vector<std::string> lines = out.lines();
   std::vector<std::string> expected = {
-      "creating task",       "in task_func, sleeping",  "in task_canceller",
-      "cancelled the task",  "task_func was cancelled",
+      "creating task",      "in task_func, sleeping",  "in task_canceller",
+      "cancelled the task", "task_func was cancelled",
   };
   if (workers() == 1) {
     EXPECT_EQ(lines, expected);
@@ -292,9 +292,9 @@ TEST_P(Seeds, FutureResolvedByOneTaskAwaitedByAnother) {
   });
   out.print("main exiting");
   std::vector<std::string> lines = out.lines();
-  std::vector<std::string> expected = {
-      "foo will await the future", "bar will sleep for 3 seconds", "bar resolving the future",
-      "foo finds the future resolved", "main exiting"};
+  std::vector<std::string> expected = {"foo will await the future", "bar will sleep for 3 seconds",
+                                       "bar resolving the future", "foo finds the future resolved",
+                                       "main exiting"};
   EXPECT_EQ(sorted(lines), sorted(expected));
   EXPECT_TRUE(before(lines, "bar will sleep for 3 seconds", "bar resolving the future"));
   EXPECT_TRUE(before(lines, "foo will await the future", "foo finds the future resolved"));
@@ -471,8 +471,7 @@ TEST_P(Seeds, TaskNamesStatesAndResults) {
       out.print(task.result());
     }
   });
-  EXPECT_EQ(out.lines(),
-            (std::vector<std::string>{"my-task", "True", "False", "None", "result"}));
+  EXPECT_EQ(out.lines(), (std::vector<std::string>{"my-task", "True", "False", "None", "result"}));
 }
 
 // 3.1 long_running: "Working..." until cancelled, then the cleanup line and
@@ -543,8 +542,7 @@ TEST_P(Seeds, CleanupThatAwaitsAndRethrows) {
     EXPECT_THROW(task.get(), Cancelled);
     EXPECT_TRUE(task.cancelled());
   });
-  EXPECT_EQ(out.lines(),
-            (std::vector<std::string>{"Cleaning up resources...", "State saved!"}));
+  EXPECT_EQ(out.lines(), (std::vector<std::string>{"Cleaning up resources...", "State saved!"}));
 }
 
 // 3.3 cancel with a message: "Cancelled: Timeout exceeded".
@@ -630,7 +628,7 @@ TEST_P(Seeds, TaskDoneCallbacks) {
     all_ran.get();
   });
   EXPECT_EQ(out.lines(), (std::vector<std::string>{"Task result: Done!", "Callback 1 called",
-                                                    "Callback 2 called"}));
+                                                   "Callback 2 called"}));
 }
 
 // 8.1 fire and forget: main continues at once after create_task.

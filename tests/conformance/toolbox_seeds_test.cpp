@@ -33,8 +33,8 @@ using spindle::Task;
 using spindle::TaskGroup;
 using spindle::TimeoutError;
 using spindle::testing::Output;
-using spindle::testing::RuntimeTest;
 using spindle::testing::pos;
+using spindle::testing::RuntimeTest;
 
 namespace {
 

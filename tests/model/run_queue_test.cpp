@@ -188,7 +188,9 @@ TEST(RunQueueStress, ConservationUnderStealsAndClaims) {
   Q q;
   std::atomic<bool> done{false};
   std::atomic<int> published{0};
-  auto take = [&](Item* it, bool = false) { taken[it->id].fetch_add(1, std::memory_order_relaxed); };
+  auto take = [&](Item* it, bool = false) {
+    taken[it->id].fetch_add(1, std::memory_order_relaxed);
+  };
 
   Thieves thieves(q, take, kThieves);
   std::thread claimer([&] {
@@ -265,7 +267,9 @@ TEST(RunQueueStress, ReclaimAfterInOrderClaimsKeepsHeadWithinTail) {
     items[i].id = static_cast<int>(i);
   }
   Q q;
-  auto take = [&](Item* it, bool = false) { taken[it->id].fetch_add(1, std::memory_order_relaxed); };
+  auto take = [&](Item* it, bool = false) {
+    taken[it->id].fetch_add(1, std::memory_order_relaxed);
+  };
   Thieves thieves(q, take, kThieves);
   int broken = 0;
   for (int r = 0; r < kRounds && broken == 0; ++r) {

@@ -22,7 +22,9 @@ using spindle::detail::Waiter;
 
 constexpr std::int64_t kTick = std::int64_t{1} << TimerWheel::kTickShift;
 
-std::uint64_t ceil_tick(std::int64_t ns) { return (static_cast<std::uint64_t>(ns) + kTick - 1) / kTick; }
+std::uint64_t ceil_tick(std::int64_t ns) {
+  return (static_cast<std::uint64_t>(ns) + kTick - 1) / kTick;
+}
 
 void noop(TimerEntry*) {}
 
@@ -32,14 +34,15 @@ TEST_P(TimerWheelModel, NeverEarlyNeverMissedAcrossAllLevels) {
   std::mt19937_64 rng(static_cast<std::uint64_t>(GetParam()));
   // Fixed but odd starting clocks, so runs are reproducible and the wheel
   // starts at different positions within its levels.
-  std::int64_t now = (std::int64_t{1} << 42) + static_cast<std::int64_t>(rng() % (std::uint64_t{1} << 40));
+  std::int64_t now =
+      (std::int64_t{1} << 42) + static_cast<std::int64_t>(rng() % (std::uint64_t{1} << 40));
   TimerWheel wheel(now);
   std::vector<std::unique_ptr<TimerEntry>> entries;
   std::set<TimerEntry*> armed;
   std::vector<Waiter*> wake;
   std::vector<TimerEntry*> fired;
-  const std::int64_t scales[] = {10'000, 1'000'000, 100'000'000, 10'000'000'000,
-                                 3'600'000'000'000, 400'000'000'000'000};
+  const std::int64_t scales[] = {10'000,         1'000'000,         100'000'000,
+                                 10'000'000'000, 3'600'000'000'000, 400'000'000'000'000};
   for (int step = 0; step < 20000; ++step) {
     int op = static_cast<int>(rng() % 10);
     if (op < 5) {
@@ -69,12 +72,14 @@ TEST_P(TimerWheelModel, NeverEarlyNeverMissedAcrossAllLevels) {
       std::uint64_t now_tick = static_cast<std::uint64_t>(now) / kTick;
       for (TimerEntry* e : armed) {
         ASSERT_GT(ceil_tick(e->deadline_ns), now_tick)
-            << "a due entry was not fired: step " << step << " level " << int(e->level)
-            << " tick " << e->tick << " now_tick " << now_tick << "\n" << wheel.debug_string();
+            << "a due entry was not fired: step " << step << " level " << int(e->level) << " tick "
+            << e->tick << " now_tick " << now_tick << "\n"
+            << wheel.debug_string();
       }
       // The advertised next deadline is never later than any armed entry.
       for (TimerEntry* e : armed) {
-        ASSERT_LE(wheel.next_deadline(), static_cast<std::int64_t>(ceil_tick(e->deadline_ns) * kTick));
+        ASSERT_LE(wheel.next_deadline(),
+                  static_cast<std::int64_t>(ceil_tick(e->deadline_ns) * kTick));
       }
     }
     ASSERT_EQ(wheel.size(), armed.size());

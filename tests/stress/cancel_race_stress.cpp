@@ -60,8 +60,8 @@ SPINDLE_WORKER_PARAMS(CancelRace);
 TEST_P(CancelRace, CancelRacesBodyCompletion) {
   constexpr long kBatch = 512;
   const long batches = std::max(1L, scaled(100000) / kBatch);
-  long wrong = 0, other = 0, lapse_violations = 0, cancel_false_not_done = 0,
-       count_mismatch = 0, cancelled_n = 0, result_n = 0;
+  long wrong = 0, other = 0, lapse_violations = 0, cancel_false_not_done = 0, count_mismatch = 0,
+       cancelled_n = 0, result_n = 0;
   for (long b = 0; b < batches; ++b) {
     std::vector<std::atomic<int>> started(kBatch);
     std::vector<std::atomic<int>> trues(kBatch);

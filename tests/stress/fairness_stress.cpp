@@ -65,8 +65,7 @@ TEST(YieldFairness, AllYieldersProgressOnOneWorker) {
     }
   });
   await_bounded<void>(rt, main, "AllYieldersProgressOnOneWorker", kHang);
-  EXPECT_GE(min_seen_at_first_finish.load(), k / 2)
-      << "a yielder starved while another finished";
+  EXPECT_GE(min_seen_at_first_finish.load(), k / 2) << "a yielder starved while another finished";
   for (long i = 0; i < n; ++i) {
     EXPECT_EQ(progress[i].load(), k);
   }
@@ -162,9 +161,10 @@ TEST_P(LifoStarvation, PingPongDoesNotStarveOthers) {
   EXPECT_TRUE(one_shot_ok) << "an injected task starved by a LIFO ping-pong";
   EXPECT_GE(rb, ra - 1);
   if (!still_pinging) {
-    std::printf("  [PingPongDoesNotStarveOthers] note: ping-pong ended (%ld rounds) before "
-                "the others finished\n",
-                ra);
+    std::printf(
+        "  [PingPongDoesNotStarveOthers] note: ping-pong ended (%ld rounds) before "
+        "the others finished\n",
+        ra);
   }
 }
 
@@ -278,7 +278,7 @@ TEST_P(WakeThenSpin, WokenTaskRunsWhileWakerSpins) {
         spindle::yield();
       }
       spindle::sleep(std::chrono::microseconds(200 + r % 300));  // let y suspend
-      f.set_result(1);  // wakes y from this worker
+      f.set_result(1);                                           // wakes y from this worker
       const auto deadline = std::chrono::steady_clock::now() + 10s;
       while (!ran.load() && std::chrono::steady_clock::now() < deadline) {
         spindle::check_cancelled();

@@ -96,7 +96,8 @@ long workload(Tally& tally) {
       ev.wait();
       return 0;
     });
-    for (int v : spindle::gather(std::vector<spindle::Task<int>>{producer, consumer, setter, waiter})) {
+    for (int v :
+         spindle::gather(std::vector<spindle::Task<int>>{producer, consumer, setter, waiter})) {
       sum += v;
     }
     sum += spindle::timeout(1s, [] { return 3; });
@@ -178,8 +179,8 @@ void sweep(Site site, int points) {
     }
   }
   std::printf("fault %s: %llu calls, %d injected runs threw to the caller, %d absorbed\n",
-              spindle::detail::fault::name(site), static_cast<unsigned long long>(calls),
-              failures, absorbed);
+              spindle::detail::fault::name(site), static_cast<unsigned long long>(calls), failures,
+              absorbed);
 }
 
 int sweep_points() { return static_cast<int>(spindle::testing::scaled(40)); }

@@ -250,8 +250,8 @@ std::vector<std::uint64_t> seeds() {
   }
   n = spindle::testing::scaled(n);
   // A fresh base each run (printed), so repeated runs cover new seeds.
-  std::uint64_t base = static_cast<std::uint64_t>(
-      std::chrono::steady_clock::now().time_since_epoch().count());
+  std::uint64_t base =
+      static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   std::vector<std::uint64_t> out;
   for (long i = 0; i < n; ++i) {
     out.push_back((base + static_cast<std::uint64_t>(i) * 0x9e3779b97f4a7c15ull) % 1000000007ull);
@@ -286,7 +286,8 @@ TEST(Perturbed, LifecycleAndWakePathsAcrossSeeds) {
   // The hooks were live: every scenario crosses many decision points.
   EXPECT_GT(total_passes() - passes_before, 1000u);
   for (unsigned p = 0; p < static_cast<unsigned>(perturb::Point::kCount); ++p) {
-    std::printf("perturbation point %-16s %llu passes\n", perturb::name(static_cast<perturb::Point>(p)),
+    std::printf("perturbation point %-16s %llu passes\n",
+                perturb::name(static_cast<perturb::Point>(p)),
                 static_cast<unsigned long long>(perturb::passes(static_cast<perturb::Point>(p))));
   }
 }

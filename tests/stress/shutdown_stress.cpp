@@ -157,9 +157,8 @@ int body(Round& r, Kind kind, std::uint64_t h, int depth) {
         spindle::sleep(1h);
         return 1;
       }
-      auto child = spindle::spawn([&r, h, depth] {
-        return body(r, kAwaitsTask, mix(h), depth + 1);
-      });
+      auto child =
+          spindle::spawn([&r, h, depth] { return body(r, kAwaitsTask, mix(h), depth + 1); });
       r.keep(child);
       return child.get();
     }
@@ -301,23 +300,23 @@ TEST_P(ShutdownStress, BlockOnCancelsLeftovers) {
     Round r;
     int v = 0;
     bounded(&rt, "block_on", [&] {
-    v = rt.block_on([&r, rep] {
-      for (int k = 0; k < kNumKinds; ++k) {
-        if (k == kThreadSetFuture || (k == kSwallower && rep % 4 != 0) || k == kCpuLoop ||
-            k == kSpawnerBusy) {
-          // Nobody would set the future; swallowers cost 100 ms each; CPU
-          // loops never yield and would keep main from ever resuming.
-          continue;
+      v = rt.block_on([&r, rep] {
+        for (int k = 0; k < kNumKinds; ++k) {
+          if (k == kThreadSetFuture || (k == kSwallower && rep % 4 != 0) || k == kCpuLoop ||
+              k == kSpawnerBusy) {
+            // Nobody would set the future; swallowers cost 100 ms each; CPU
+            // loops never yield and would keep main from ever resuming.
+            continue;
+          }
+          for (int i = 0; i < 3; ++i) {
+            spawn_kind(r, static_cast<Kind>(k), mix(rep * 100 + k * 7 + i), 0);
+          }
         }
-        for (int i = 0; i < 3; ++i) {
-          spawn_kind(r, static_cast<Kind>(k), mix(rep * 100 + k * 7 + i), 0);
+        if (rep % 2 == 0) {
+          spindle::sleep(std::chrono::microseconds(mix(rep) % 1000));
         }
-      }
-      if (rep % 2 == 0) {
-        spindle::sleep(std::chrono::microseconds(mix(rep) % 1000));
-      }
-      return 42;
-    });
+        return 42;
+      });
     });
     EXPECT_EQ(v, 42);
     EXPECT_EQ(r.counters.started.load(), r.counters.cleaned.load()) << "rep " << rep;

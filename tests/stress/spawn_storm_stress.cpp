@@ -95,9 +95,8 @@ TEST_P(SpawnStorm, OneSpawnerJoinsAll) {
     std::vector<spindle::Task<long>> ts;
     ts.reserve(n);
     for (long i = 0; i < n; ++i) {
-      ts.push_back(spindle::spawn([i, &ran, &grandchildren] {
-        return storm_body(i, ran, grandchildren);
-      }));
+      ts.push_back(
+          spindle::spawn([i, &ran, &grandchildren] { return storm_body(i, ran, grandchildren); }));
     }
     long s = 0;
     // Join in a scrambled order half the time: awaiting a not-yet-started
@@ -170,9 +169,8 @@ TEST_P(SpawnStorm, FromPlainThreads) {
       ts.reserve(per);
       for (long j = 0; j < per; ++j) {
         long i = k * per + j;
-        ts.push_back(rt().spawn([i, &ran, &grandchildren] {
-          return storm_body(i, ran, grandchildren);
-        }));
+        ts.push_back(
+            rt().spawn([i, &ran, &grandchildren] { return storm_body(i, ran, grandchildren); }));
       }
       long s = 0;
       for (auto& t : ts) {
@@ -211,9 +209,8 @@ TEST_P(SpawnStorm, MixedSpawnersOneJoiner) {
       std::vector<spindle::Task<long>> ts;
       for (long j = 0; j < per; ++j) {
         long i = k * per + j;
-        ts.push_back(rt().spawn([i, &ran, &grandchildren] {
-          return storm_body(i, ran, grandchildren);
-        }));
+        ts.push_back(
+            rt().spawn([i, &ran, &grandchildren] { return storm_body(i, ran, grandchildren); }));
       }
       batches[k].set_result(std::move(ts));
     });
@@ -222,9 +219,8 @@ TEST_P(SpawnStorm, MixedSpawnersOneJoiner) {
     std::vector<spindle::Task<long>> mine;
     for (long j = 0; j < per; ++j) {
       long i = kThreads * per + j;
-      mine.push_back(spindle::spawn([i, &ran, &grandchildren] {
-        return storm_body(i, ran, grandchildren);
-      }));
+      mine.push_back(
+          spindle::spawn([i, &ran, &grandchildren] { return storm_body(i, ran, grandchildren); }));
     }
     batches[kThreads].set_result(std::move(mine));
     long s = 0;

@@ -38,9 +38,10 @@ inline void dump_some(Runtime& rt, int max_lines = kDumpLines) {
     std::fprintf(stderr, "%s\n", line.c_str());
   }
   auto st = rt.stats();
-  std::fprintf(stderr, "  stats: live=%zu started=%llu resumed=%llu inline=%llu stolen=%llu "
-               "injected=%llu overflowed=%llu parks=%llu\n", st.live_tasks,
-               static_cast<unsigned long long>(st.total.started),
+  std::fprintf(stderr,
+               "  stats: live=%zu started=%llu resumed=%llu inline=%llu stolen=%llu "
+               "injected=%llu overflowed=%llu parks=%llu\n",
+               st.live_tasks, static_cast<unsigned long long>(st.total.started),
                static_cast<unsigned long long>(st.total.resumed),
                static_cast<unsigned long long>(st.total.inline_runs),
                static_cast<unsigned long long>(st.total.stolen),

@@ -24,8 +24,8 @@ using namespace std::chrono_literals;
 using spindle::stress::await_bounded;
 using spindle::stress::dump_some;
 using spindle::stress::mix;
-using spindle::testing::RuntimeTest;
 using spindle::testing::eventually;
+using spindle::testing::RuntimeTest;
 using spindle::testing::scaled;
 
 namespace {
@@ -36,9 +36,9 @@ class TimerStress : public RuntimeTest {};
 SPINDLE_WORKER_PARAMS(TimerStress);
 
 // Outcome codes a sleeper reports.
-constexpr long kSlept = 1;      // slept, and not early
-constexpr long kEarly = -1;     // returned from sleep before the deadline
-constexpr long kCaught = 2;     // caught Cancelled (then rethrew)
+constexpr long kSlept = 1;   // slept, and not early
+constexpr long kEarly = -1;  // returned from sleep before the deadline
+constexpr long kCaught = 2;  // caught Cancelled (then rethrew)
 
 TEST_P(TimerStress, SleepersRaceCancellation) {
   constexpr long kBatch = 1000;

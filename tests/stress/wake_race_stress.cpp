@@ -27,8 +27,8 @@
 using namespace std::chrono_literals;
 using spindle::stress::await_bounded;
 using spindle::stress::mix;
-using spindle::testing::RuntimeTest;
 using spindle::testing::eventually;
+using spindle::testing::RuntimeTest;
 using spindle::testing::scaled;
 
 namespace {
@@ -90,8 +90,7 @@ TEST_P(WakeRace, TaskTaskPingPong) {
     }
     return sums;
   });
-  std::vector<long> sums =
-      await_bounded<std::vector<long>>(rt(), main, "TaskTaskPingPong", kHang);
+  std::vector<long> sums = await_bounded<std::vector<long>>(rt(), main, "TaskTaskPingPong", kHang);
   const long expect_pong = per * (per - 1) / 2;
   const long expect_ping = 2 * expect_pong + per;
   for (long lane = 0; lane < lanes; ++lane) {
@@ -400,8 +399,7 @@ TEST_P(WakeRace, DoneCallbacksRaceCompletion) {
   adder.join();
   setter.join();
   await_bounded<void>(rt(), setter_task, "DoneCallbacksRaceCompletion setter", kHang);
-  bool all = eventually([&] { return total_runs.load(std::memory_order_acquire) >= 2 * n; },
-                        kHang);
+  bool all = eventually([&] { return total_runs.load(std::memory_order_acquire) >= 2 * n; }, kHang);
   ASSERT_TRUE(all) << "only " << total_runs.load() << " of " << 2 * n << " callbacks ran";
   std::this_thread::sleep_for(10ms);  // would a callback run twice?
   long bad = 0;

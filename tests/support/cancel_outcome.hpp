@@ -24,8 +24,7 @@ bool throws_cancelled(F&& f) {
 // The message of the Cancelled that fn() throws, or "<no Cancelled>" if it
 // returns.
 template <class F>
-  requires std::invocable<F&>
-std::string cancelled_message(F&& fn) {
+requires std::invocable<F&> std::string cancelled_message(F&& fn) {
   try {
     fn();
   } catch (const Cancelled& c) {

@@ -33,9 +33,9 @@ class LeftoverCheck {
     if (tasks == 0 && outside == 0) {
       return ::testing::AssertionSuccess();
     }
-    return ::testing::AssertionFailure() << "left over after shutdown: " << tasks
-                                         << " live task(s); " << outside
-                                         << " fiber(s) or stack(s) outside the spare pool";
+    return ::testing::AssertionFailure()
+           << "left over after shutdown: " << tasks << " live task(s); " << outside
+           << " fiber(s) or stack(s) outside the spare pool";
   }
 
   // Stacks in use that no spare fiber owns: fibers that tasks or workers

@@ -43,8 +43,7 @@ void run_with_watchdog(std::chrono::seconds limit, Fn&& fn, OnHang&& on_hang) {
 // For a hang report: every thread's stack on stderr, from gdb (needs gdb
 // and ptrace permission), plus the gdb command file `script` if given.
 inline void print_thread_stacks(const char* script = nullptr) {
-  std::string cmd = "gdb -p " + std::to_string(::getpid()) +
-                    " -batch -ex 'thread apply all bt 30'";
+  std::string cmd = "gdb -p " + std::to_string(::getpid()) + " -batch -ex 'thread apply all bt 30'";
   if (script != nullptr) {
     cmd += std::string(" -x ") + script;
   }

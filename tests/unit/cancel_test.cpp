@@ -22,9 +22,9 @@ using namespace std::chrono_literals;
 using spindle::Cancelled;
 using spindle::Future;
 using spindle::Task;
+using spindle::testing::cancelled_message;
 using spindle::testing::OccupyOtherWorkers;
 using spindle::testing::RuntimeTest;
-using spindle::testing::cancelled_message;
 using spindle::testing::spin_until;
 
 static_assert(!std::is_base_of_v<std::exception, Cancelled>,
@@ -257,7 +257,7 @@ TEST_P(CancelTest, CleanupMaySuspendThenRethrow) {
           spindle::sleep(1ms);  // cleanup suspends...
           spindle::yield();
           int v = spindle::spawn([] { return 2; }).get();  // ...awaits a task...
-          v += from_other_task.get();                       // ...and a future
+          v += from_other_task.get();                      // ...and a future
           EXPECT_EQ(v, 7);
           // The exception being handled is still ours after the switches.
           EXPECT_TRUE(std::current_exception() == before);

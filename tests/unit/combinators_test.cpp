@@ -26,8 +26,8 @@ using spindle::InvalidStateError;
 using spindle::ReturnWhen;
 using spindle::Task;
 using spindle::TimeoutError;
-using spindle::testing::RuntimeTest;
 using spindle::testing::cancelled_message;
+using spindle::testing::RuntimeTest;
 
 namespace {
 

@@ -20,8 +20,8 @@ using namespace std::chrono_literals;
 using spindle::Cancelled;
 using spindle::Future;
 using spindle::InvalidStateError;
-using spindle::testing::RuntimeTest;
 using spindle::testing::cancelled_message;
+using spindle::testing::RuntimeTest;
 
 namespace {
 
@@ -513,7 +513,7 @@ TEST_P(FutureTest, CallbacksRunInRegistrationOrderWithFuture) {
   ASSERT_TRUE(s->all.wait_for(5s));
   std::lock_guard<std::mutex> l(s->mu);
   EXPECT_EQ(s->log, (std::vector<std::string>{"0:r:same", "1:r:same", "2:r:same", "3:r:same",
-                                               "4:r:same", "5:r:same"}));
+                                              "4:r:same", "5:r:same"}));
 }
 
 TEST_P(FutureTest, CallbacksFromTaskSeeCancelledAndException) {
@@ -522,22 +522,23 @@ TEST_P(FutureTest, CallbacksFromTaskSeeCancelledAndException) {
   // rt().spawn(...).get() rather than block_on: block_on's final sweep
   // cancels the queued callback (RuntimeApi.BlockOnEndStillRunsPendingDoneCallbacks).
   rt().spawn([seen, seen2] {
-    Future<int> c;
-    c.add_done_callback([seen](Future<int> g) {
-      seen->set_result(g.cancelled() ? "cancelled:" + cancelled_message([&] { g.result(); })
-                                     : "not cancelled");
-    });
-    c.cancel("bye");
-    Future<void> e;
-    e.add_done_callback([seen2](Future<void> g) {
-      try {
-        std::rethrow_exception(g.exception());
-      } catch (const std::exception& ex) {
-        seen2->set_result(ex.what());
-      }
-    });
-    e.set_exception(std::make_exception_ptr(std::runtime_error("bad")));
-  }).get();
+        Future<int> c;
+        c.add_done_callback([seen](Future<int> g) {
+          seen->set_result(g.cancelled() ? "cancelled:" + cancelled_message([&] { g.result(); })
+                                         : "not cancelled");
+        });
+        c.cancel("bye");
+        Future<void> e;
+        e.add_done_callback([seen2](Future<void> g) {
+          try {
+            std::rethrow_exception(g.exception());
+          } catch (const std::exception& ex) {
+            seen2->set_result(ex.what());
+          }
+        });
+        e.set_exception(std::make_exception_ptr(std::runtime_error("bad")));
+      })
+      .get();
   ASSERT_TRUE(seen->wait_for(5s));
   EXPECT_EQ(seen->result(), "cancelled:bye");
   ASSERT_TRUE(seen2->wait_for(5s));
@@ -551,9 +552,8 @@ TEST_P(FutureTest, CallbackAddedAfterCompletionRunsSoonNotInline) {
     f.set_result(4);
     auto ran = std::make_shared<Future<bool>>();  // value: ran inline?
     t_inside_add_done_callback = true;
-    f.add_done_callback([ran](Future<int> g) {
-      ran->set_result(t_inside_add_done_callback || g.result() != 4);
-    });
+    f.add_done_callback(
+        [ran](Future<int> g) { ran->set_result(t_inside_add_done_callback || g.result() != 4); });
     t_inside_add_done_callback = false;
     ASSERT_TRUE(ran->wait_for(5s)) << "callback added after completion never ran";
     EXPECT_FALSE(ran->result()) << "callback ran inside add_done_callback";
@@ -563,13 +563,14 @@ TEST_P(FutureTest, CallbackAddedAfterCompletionRunsSoonNotInline) {
   // rt().spawn(...).get() rather than block_on: block_on's final sweep
   // cancels the queued callback (RuntimeApi.BlockOnEndStillRunsPendingDoneCallbacks).
   rt().spawn([ran] {
-    Future<void> f;
-    f.set_result();
-    t_inside_add_done_callback = true;
-    // (Another worker may run it at once; only running inline is wrong.)
-    f.add_done_callback([ran](Future<void>) { ran->set_result(t_inside_add_done_callback); });
-    t_inside_add_done_callback = false;
-  }).get();
+        Future<void> f;
+        f.set_result();
+        t_inside_add_done_callback = true;
+        // (Another worker may run it at once; only running inline is wrong.)
+        f.add_done_callback([ran](Future<void>) { ran->set_result(t_inside_add_done_callback); });
+        t_inside_add_done_callback = false;
+      })
+      .get();
   ASSERT_TRUE(ran->wait_for(5s)) << "callback added after completion never ran";
   EXPECT_FALSE(ran->result()) << "callback ran inside add_done_callback";
 }
@@ -595,7 +596,7 @@ TEST_P(FutureTest, RemoveDoneCallback) {
   EXPECT_NE(a, b);
   EXPECT_NE(b, c);
   EXPECT_EQ(f.remove_done_callback(b), 1u);
-  EXPECT_EQ(f.remove_done_callback(b), 0u);  // already removed
+  EXPECT_EQ(f.remove_done_callback(b), 0u);       // already removed
   EXPECT_EQ(f.remove_done_callback(987654), 0u);  // never registered
   f.set_result(0);
   ASSERT_TRUE(s->last.wait_for(5s));
@@ -614,12 +615,13 @@ TEST_P(FutureTest, RemoveDoneCallbackFromTask) {
   // rt().spawn(...).get() rather than block_on: block_on's final sweep
   // cancels the queued callback (RuntimeApi.BlockOnEndStillRunsPendingDoneCallbacks).
   rt().spawn([ran, done] {
-    Future<void> f;
-    auto id = f.add_done_callback([ran](Future<void>) { *ran = true; });
-    f.add_done_callback([done](Future<void>) { done->set_result(); });
-    EXPECT_EQ(f.remove_done_callback(id), 1u);
-    f.set_result();
-  }).get();
+        Future<void> f;
+        auto id = f.add_done_callback([ran](Future<void>) { *ran = true; });
+        f.add_done_callback([done](Future<void>) { done->set_result(); });
+        EXPECT_EQ(f.remove_done_callback(id), 1u);
+        f.set_result();
+      })
+      .get();
   ASSERT_TRUE(done->wait_for(5s));
   EXPECT_FALSE(ran->load());
 }

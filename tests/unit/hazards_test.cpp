@@ -147,9 +147,7 @@ TEST(Hazards, ExceptionStateDoesNotLeakToOtherTasks) {
         gate.get();  // suspended with an exception being handled
       }
     });
-    auto other = spindle::spawn([&] {
-      other_saw_exception = std::current_exception() != nullptr;
-    });
+    auto other = spindle::spawn([&] { other_saw_exception = std::current_exception() != nullptr; });
     other.get();
     gate.set_result();
     holder.get();
@@ -221,8 +219,8 @@ TEST(HazardsDeathTest, UnguardedOverflowIsCaughtByCanary) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(
       {
-        spindle::Runtime rt(spindle::Options{.workers = 1, .stack_size = 64 * 1024,
-                                             .guard_pages = false});
+        spindle::Runtime rt(
+            spindle::Options{.workers = 1, .stack_size = 64 * 1024, .guard_pages = false});
         rt.block_on([] {
           auto t = spindle::spawn(
               [] {

@@ -22,10 +22,10 @@
 
 using namespace std::chrono_literals;
 using spindle::Cancelled;
-using spindle::testing::RuntimeTest;
 using spindle::testing::await_parked;
 using spindle::testing::kRaceRounds;
 using spindle::testing::race;
+using spindle::testing::RuntimeTest;
 using spindle::testing::throws_cancelled;
 
 class QueueTest : public RuntimeTest {};

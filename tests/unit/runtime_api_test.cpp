@@ -21,8 +21,8 @@ using spindle::Cancelled;
 using spindle::Clock;
 using spindle::Future;
 using spindle::Task;
-using spindle::testing::RuntimeTest;
 using spindle::testing::eventually;
+using spindle::testing::RuntimeTest;
 
 namespace {
 
@@ -53,9 +53,9 @@ TEST_P(RuntimeApi, BlockOnReturnsValue) {
   // Several block_on calls on one runtime, one after another.
   for (int i = 0; i < 5; ++i) {
     EXPECT_EQ(rt().block_on([i] {
-                spindle::yield();
-                return i;
-              }),
+      spindle::yield();
+      return i;
+    }),
               i);
   }
 }
@@ -205,9 +205,8 @@ TEST_P(RuntimeApi, CallSoonIsThreadSafe) {
 TEST_P(RuntimeApi, CallLaterRunsAfterDelayNeverBefore) {
   auto start = std::chrono::steady_clock::now();
   Future<std::chrono::steady_clock::time_point> fired;
-  auto h = rt().call_later(20ms, [fired]() mutable {
-    fired.set_result(std::chrono::steady_clock::now());
-  });
+  auto h = rt().call_later(
+      20ms, [fired]() mutable { fired.set_result(std::chrono::steady_clock::now()); });
   EXPECT_GE(h.when(), Clock::now() - 1s);  // sane deadline
   ASSERT_TRUE(fired.wait_for(5s)) << "call_later callback never ran";
   auto elapsed = fired.result() - start;
@@ -228,9 +227,8 @@ TEST_P(RuntimeApi, CallLaterWithZeroOrNegativeDelayRunsSoon) {
 
 TEST_P(RuntimeApi, CallLaterFromTask) {
   Future<int> fired;
-  rt().block_on([this, fired] {
-    rt().call_later(2ms, [fired]() mutable { fired.set_result(1); });
-  });
+  rt().block_on(
+      [this, fired] { rt().call_later(2ms, [fired]() mutable { fired.set_result(1); }); });
   ASSERT_TRUE(fired.wait_for(5s));
   EXPECT_EQ(fired.result(), 1);
 }
@@ -581,7 +579,7 @@ TEST(RuntimeApi, AnotherRuntimeCanBeDestroyedInsideATask) {
     auto b = std::make_unique<spindle::Runtime>(ob);
     auto forever = b->spawn([] { spindle::sleep(std::chrono::hours(1)); });
     int v = b->spawn([] { return 6; }).get();  // awaited across runtimes
-    b.reset();  // cancels `forever`, joins B's threads
+    b.reset();                                 // cancels `forever`, joins B's threads
     return forever.cancelled() ? v + 1 : -1;
   });
   EXPECT_EQ(got, 7);

@@ -5,9 +5,9 @@
 // and std::unique_lock.
 #include <algorithm>
 #include <atomic>
-#include <new>
 #include <chrono>
 #include <mutex>
+#include <new>
 #include <set>
 #include <string>
 #include <thread>
@@ -23,11 +23,11 @@
 
 using namespace std::chrono_literals;
 using spindle::Cancelled;
-using spindle::testing::RuntimeTest;
 using spindle::testing::await_parked;
 using spindle::testing::kRaceRounds;
 using spindle::testing::parked_future;
 using spindle::testing::race;
+using spindle::testing::RuntimeTest;
 using spindle::testing::throws_cancelled;
 
 // ---------------------------------------------------------------------------

@@ -20,8 +20,8 @@ using spindle::Future;
 using spindle::InvalidStateError;
 using spindle::Task;
 using spindle::TaskRef;
-using spindle::testing::RuntimeTest;
 using spindle::testing::eventually;
+using spindle::testing::RuntimeTest;
 
 namespace {
 

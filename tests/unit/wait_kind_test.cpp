@@ -12,12 +12,12 @@
 using namespace std::chrono_literals;
 using spindle::Future;
 using spindle::TaskRef;
-using spindle::testing::RuntimeTest;
-using spindle::testing::WaitKind;
 using spindle::testing::eventually;
+using spindle::testing::RuntimeTest;
 using spindle::testing::spin_until;
 using spindle::testing::throws_cancelled;
 using spindle::testing::wait_kind;
+using spindle::testing::WaitKind;
 
 class WaitKindTest : public RuntimeTest {};
 SPINDLE_WORKER_PARAMS(WaitKindTest);

@@ -197,7 +197,7 @@ class FutureCore {
   Waiter* waiters_head_ = nullptr;      // guarded by lock_
   Waiter* waiters_tail_ = nullptr;      // guarded by lock_
   CallbackEntry* callbacks_ = nullptr;  // newest first; guarded by lock_
-  std::exception_ptr error_;  // written by the completer before publish (INV-F2)
+  std::exception_ptr error_;            // written by the completer before publish (INV-F2)
 };
 
 // Moves a Cancelled or other exception into an exception_ptr that result()

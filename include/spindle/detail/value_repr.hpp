@@ -12,7 +12,8 @@ namespace spindle::detail {
 template <class T, class = void>
 struct IsStreamable : std::false_type {};
 template <class T>
-struct IsStreamable<T, std::void_t<decltype(std::declval<std::ostream&>() << std::declval<const T&>())>>
+struct IsStreamable<
+    T, std::void_t<decltype(std::declval<std::ostream&>() << std::declval<const T&>())>>
     : std::true_type {};
 
 template <class T>
