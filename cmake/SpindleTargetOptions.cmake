@@ -19,6 +19,11 @@ function(spindle_configure_target target)
   endif()
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unused-parameter
                          -fno-omit-frame-pointer)
+  # clang leaves sized deallocation off by default; the allocator's
+  # ::operator delete(p, size) needs it (GCC has it on from C++14).
+  if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    target_compile_options(${target} PRIVATE -fsized-deallocation)
+  endif()
   if(SPINDLE_HAS_WTHREAD_SAFETY)
     target_compile_options(${target} PRIVATE -Wthread-safety)
   endif()

@@ -4,11 +4,11 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <new>
 #include <vector>
 
 #include "fault.hpp"
+#include "os_mutex.hpp"
 #include "sanitizers.hpp"
 
 namespace spindle::detail {
@@ -38,13 +38,13 @@ struct Batch {
 
 struct Depot {
   struct alignas(64) Class {
-    std::mutex mu;
-    std::vector<Batch> batches;  // guarded by mu
+    OsMutex mu;
+    std::vector<Batch> batches SPINDLE_GUARDED_BY(mu);
   };
   Class classes[kClasses];
   std::atomic<std::size_t> slabs_carved[kClasses] = {};  // a growth hint only
-  std::mutex slab_mu;
-  std::vector<void*> slabs;  // keeps slabs reachable (leak checkers)
+  OsMutex slab_mu;
+  std::vector<void*> slabs SPINDLE_GUARDED_BY(slab_mu);  // keeps slabs reachable (leak checkers)
 };
 
 // kHugeSlabBytes at a 2 MiB boundary, advised for a huge page; nullptr if
@@ -94,13 +94,13 @@ struct ThreadCache {
     last->next = nullptr;
     count[c] -= n;
     Depot::Class& dc = depot().classes[c];
-    std::lock_guard<std::mutex> lock(dc.mu);
+    OsLock lock(dc.mu);
     dc.batches.push_back(b);
   }
   void refill(std::size_t c) {
     Depot::Class& dc = depot().classes[c];
     {
-      std::lock_guard<std::mutex> lock(dc.mu);
+      OsLock lock(dc.mu);
       if (!dc.batches.empty()) {
         Batch b = dc.batches.back();
         dc.batches.pop_back();
@@ -123,7 +123,7 @@ struct ThreadCache {
       slab_bytes = kSlabBytes;
     }
     {
-      std::lock_guard<std::mutex> lock(depot().slab_mu);
+      OsLock lock(depot().slab_mu);
       depot().slabs.push_back(slab);
     }
     const std::size_t n = slab_bytes / size;

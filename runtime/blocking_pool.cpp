@@ -15,7 +15,7 @@ BlockingPool::BlockingPool(std::size_t max_threads, std::chrono::milliseconds id
 BlockingPool::~BlockingPool() { shutdown(); }
 
 bool BlockingPool::submit(Job job) {
-  std::unique_lock<std::mutex> lock(mu_);
+  OsLock lock(mu_);
   if (stopping_) {
     return false;
   }
@@ -53,11 +53,12 @@ bool BlockingPool::submit(Job job) {
 
 void BlockingPool::thread_main() {
   pthread_setname_np(pthread_self(), "spindle-block");
-  std::unique_lock<std::mutex> lock(mu_);
+  OsLock lock(mu_);
   for (;;) {
     while (jobs_.empty() && !stopping_) {
       ++idle_;
-      bool woke = cv_.wait_for(lock, idle_timeout_, [&] { return !jobs_.empty() || stopping_; });
+      bool woke = lock.wait_for(
+          cv_, idle_timeout_, [&]() SPINDLE_REQUIRES(mu_) { return !jobs_.empty() || stopping_; });
       if (woke) {
         // Woken and still counted idle, not yet holding a job: the window
         // INV-B1 is about.
@@ -89,11 +90,11 @@ void BlockingPool::thread_main() {
 void BlockingPool::shutdown() {
   std::deque<Job> dropped;
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    OsLock lock(mu_);
     stopping_ = true;
     dropped.swap(jobs_);
     cv_.notify_all();
-    all_gone_.wait(lock, [&] { return threads_ == 0; });
+    lock.wait(all_gone_, [&]() SPINDLE_REQUIRES(mu_) { return threads_ == 0; });
   }
   for (Job& job : dropped) {
     job(true);  // never ran: cancels its future, so no waiter hangs
@@ -101,7 +102,7 @@ void BlockingPool::shutdown() {
 }
 
 std::size_t BlockingPool::threads() {
-  std::lock_guard<std::mutex> lock(mu_);
+  OsLock lock(mu_);
   return threads_;
 }
 

@@ -24,6 +24,8 @@
 #include <mutex>
 #include <thread>
 
+#include "os_mutex.hpp"
+
 namespace spindle::detail {
 
 class BlockingPool {
@@ -54,12 +56,12 @@ class BlockingPool {
 
   const std::size_t max_threads_;
   const std::chrono::milliseconds idle_timeout_;
-  std::mutex mu_;
+  OsMutex mu_;
   std::condition_variable cv_;
-  std::deque<Job> jobs_;     // guarded by mu_
-  std::size_t threads_ = 0;  // guarded by mu_
-  std::size_t idle_ = 0;     // guarded by mu_
-  bool stopping_ = false;    // guarded by mu_
+  std::deque<Job> jobs_ SPINDLE_GUARDED_BY(mu_);
+  std::size_t threads_ SPINDLE_GUARDED_BY(mu_) = 0;
+  std::size_t idle_ SPINDLE_GUARDED_BY(mu_) = 0;
+  bool stopping_ SPINDLE_GUARDED_BY(mu_) = false;
   std::condition_variable all_gone_;
 };
 

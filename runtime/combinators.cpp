@@ -10,7 +10,7 @@
 // caller wakes with Cancelled.
 //
 // Invariants
-//   INV-K1  each state's counters and lists are guarded by its std::mutex;
+//   INV-K1  each state's counters and lists are guarded by its mutex mu_;
 //           no critical section suspends, and none runs user code (cancel()
 //           and completing a plain future only queue callbacks and wake
 //           waiters).
@@ -39,6 +39,7 @@
 
 #include <spindle/detail/task_core.hpp>
 
+#include "os_mutex.hpp"
 #include "scheduler.hpp"
 
 namespace spindle::detail {
@@ -79,7 +80,7 @@ class GatherState {
   const Future<void>& outer() const noexcept { return outer_; }
 
   void on_child_done(FutureCore* c) {
-    std::lock_guard<std::mutex> lock(mu_);  // INV-K1
+    OsLock lock(mu_);  // INV-K1
     ++finished_;
     const Status s = c->status();
     const bool failed = s != Status::kResult;
@@ -106,7 +107,7 @@ class GatherState {
   // After the caller's cancellation: a future completed when asyncio's
   // cancelled outer future would complete (see gather's comment).
   Future<void> arm_after_cancel() {
-    std::lock_guard<std::mutex> lock(mu_);
+    OsLock lock(mu_);
     cancel_requested_ = true;
     after_cancel_.emplace();
     finish_after_cancel_locked();
@@ -114,7 +115,7 @@ class GatherState {
   }
 
  private:
-  void finish_after_cancel_locked() {
+  void finish_after_cancel_locked() SPINDLE_REQUIRES(mu_) {
     if (!cancel_requested_ || after_cancel_->done()) {
       return;
     }
@@ -129,15 +130,15 @@ class GatherState {
     }
   }
 
-  std::mutex mu_;
+  OsMutex mu_;
   const std::size_t n_;
   const bool settled_;
   const Future<void> outer_;
-  std::size_t finished_ = 0;                  // guarded by mu_
-  bool cancel_requested_ = false;             // guarded by mu_
-  bool late_failure_seen_ = false;            // guarded by mu_
-  std::exception_ptr late_failure_;           // guarded by mu_
-  std::optional<Future<void>> after_cancel_;  // guarded by mu_
+  std::size_t finished_ SPINDLE_GUARDED_BY(mu_) = 0;
+  bool cancel_requested_ SPINDLE_GUARDED_BY(mu_) = false;
+  bool late_failure_seen_ SPINDLE_GUARDED_BY(mu_) = false;
+  std::exception_ptr late_failure_ SPINDLE_GUARDED_BY(mu_);
+  std::optional<Future<void>> after_cancel_ SPINDLE_GUARDED_BY(mu_);
 };
 
 }  // namespace
@@ -224,7 +225,7 @@ class WaitState {
   const Future<void>& signal() const noexcept { return signal_; }
 
   void on_done(FutureCore* c) {
-    std::lock_guard<std::mutex> lock(mu_);  // INV-K1
+    OsLock lock(mu_);  // INV-K1
     ++finished_;
     // asyncio: FIRST_EXCEPTION counts `not f.cancelled() and f.exception()`.
     failed_ = failed_ || c->status() == Status::kException;
@@ -234,12 +235,12 @@ class WaitState {
   }
 
  private:
-  std::mutex mu_;
+  OsMutex mu_;
   const std::size_t n_;
   const ReturnWhen when_;
   const Future<void> signal_;
-  std::size_t finished_ = 0;  // guarded by mu_
-  bool failed_ = false;       // guarded by mu_
+  std::size_t finished_ SPINDLE_GUARDED_BY(mu_) = 0;
+  bool failed_ SPINDLE_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace
@@ -320,7 +321,7 @@ class AsCompletedState {
   void on_done(FutureCore* c) {
     Future<void> signal;
     {
-      std::lock_guard<std::mutex> lock(mu_);  // INV-K1
+      OsLock lock(mu_);  // INV-K1
       c->ref();
       ready_.push_back(c);
       signal = signal_;
@@ -332,7 +333,7 @@ class AsCompletedState {
     for (;;) {
       Future<void> signal;
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        OsLock lock(mu_);
         if (!ready_.empty()) {
           FutureCore* c = ready_.front();
           ready_.pop_front();
@@ -362,11 +363,11 @@ class AsCompletedState {
     FutureCore* future;
     CallbackId id;
   };
-  std::mutex mu_;
+  OsMutex mu_;
   const std::optional<TimePoint> deadline_;
-  std::vector<Hook> hooks_;        // written during setup only
-  std::deque<FutureCore*> ready_;  // guarded by mu_; one reference each
-  Future<void> signal_;            // guarded by mu_
+  std::vector<Hook> hooks_;                                // written during setup only
+  std::deque<FutureCore*> ready_ SPINDLE_GUARDED_BY(mu_);  // one reference each
+  Future<void> signal_ SPINDLE_GUARDED_BY(mu_);
 };
 
 std::shared_ptr<AsCompletedState> as_completed_start(FutureCore* const* fs, std::size_t n,
@@ -400,16 +401,16 @@ class TimeoutState : public std::enable_shared_from_this<TimeoutState> {
  public:
   enum class Phase { kEntered, kExpiring, kExpired, kExited };
 
-  std::mutex mu_;
-  Phase phase_ = Phase::kEntered;  // guarded by mu_
-  TimePoint when_;                 // guarded by mu_
-  TimerHandle timer_;              // guarded by mu_
-  std::uint64_t generation_ = 0;   // guarded by mu_; tells stale timers apart
-  TaskRef task_;                   // set before sharing
-  int cancelling_at_entry_ = 0;    // set before sharing
+  OsMutex mu_;
+  Phase phase_ SPINDLE_GUARDED_BY(mu_) = Phase::kEntered;
+  TimePoint when_ SPINDLE_GUARDED_BY(mu_);
+  TimerHandle timer_ SPINDLE_GUARDED_BY(mu_);
+  std::uint64_t generation_ SPINDLE_GUARDED_BY(mu_) = 0;  // tells stale timers apart
+  TaskRef task_;                                          // set before sharing
+  int cancelling_at_entry_ = 0;                           // set before sharing
 
-  // Arms the timer for when_. Caller holds mu_.
-  void arm_locked() {
+  // Arms the timer for when_.
+  void arm_locked() SPINDLE_REQUIRES(mu_) {
     ++generation_;
     if (when_ == TimePoint::max()) {
       return;
@@ -423,7 +424,7 @@ class TimeoutState : public std::enable_shared_from_this<TimeoutState> {
     const std::uint64_t gen = generation_;
     timer_ = call_later_on(task_.core(), left, [weak, gen] {
       if (auto s = weak.lock()) {
-        std::lock_guard<std::mutex> lock(s->mu_);
+        OsLock lock(s->mu_);
         if (s->phase_ == Phase::kEntered && s->generation_ == gen) {
           s->expire_locked();
         }
@@ -432,12 +433,12 @@ class TimeoutState : public std::enable_shared_from_this<TimeoutState> {
   }
 
   // INV-K4: the cancel request is made under mu_.
-  void expire_locked() {
+  void expire_locked() SPINDLE_REQUIRES(mu_) {
     phase_ = Phase::kExpiring;
     task_.cancel();
   }
 
-  void disarm_locked() noexcept {
+  void disarm_locked() noexcept SPINDLE_REQUIRES(mu_) {
     timer_.cancel();
     timer_ = TimerHandle();
   }
@@ -450,7 +451,7 @@ namespace spindle {
 Timeout::Timeout(TimePoint when) : state_(std::make_shared<detail::TimeoutState>()) {
   state_->task_ = current_task();  // InvalidStateError outside a task
   state_->cancelling_at_entry_ = state_->task_.cancelling();
-  std::lock_guard<std::mutex> lock(state_->mu_);
+  detail::OsLock lock(state_->mu_);
   state_->when_ = when;
   state_->arm_locked();
 }
@@ -458,18 +459,18 @@ Timeout::Timeout(TimePoint when) : state_(std::make_shared<detail::TimeoutState>
 Timeout::~Timeout() { leave(false); }
 
 TimePoint Timeout::when() const {
-  std::lock_guard<std::mutex> lock(state_->mu_);
+  detail::OsLock lock(state_->mu_);
   return state_->when_;
 }
 
 bool Timeout::expired() const {
-  std::lock_guard<std::mutex> lock(state_->mu_);
+  detail::OsLock lock(state_->mu_);
   using P = detail::TimeoutState::Phase;
   return state_->phase_ == P::kExpiring || state_->phase_ == P::kExpired;
 }
 
 void Timeout::reschedule(TimePoint when) {
-  std::lock_guard<std::mutex> lock(state_->mu_);
+  detail::OsLock lock(state_->mu_);
   using P = detail::TimeoutState::Phase;
   switch (state_->phase_) {
     case P::kEntered:
@@ -487,7 +488,7 @@ void Timeout::reschedule(TimePoint when) {
 }
 
 bool Timeout::leave(bool body_cancelled) noexcept {
-  std::lock_guard<std::mutex> lock(state_->mu_);  // INV-K4
+  detail::OsLock lock(state_->mu_);  // INV-K4
   using P = detail::TimeoutState::Phase;
   switch (state_->phase_) {
     case P::kExpired:

@@ -7,8 +7,12 @@
 // libstdc++ and libc++abi both export the Itanium ABI's per-thread exception
 // globals. <cxxabi.h> declares the accessor __attribute__((const)), which
 // would let the compiler reuse one thread's pointer after a migration; we
-// declare it ourselves, without that attribute, and call it only here.
-extern "C" spindle::detail::EhState* __cxa_get_globals() noexcept;
+// declare it ourselves, without that attribute, and call it only here. The
+// asm label binds our own name to the ABI symbol: a second declaration of
+// __cxa_get_globals with another return type is an error under clang,
+// whose <exception> brings in the ABI's declaration.
+extern "C" spindle::detail::EhState* spindle_cxa_get_globals() noexcept
+    __asm__("__cxa_get_globals");
 
 namespace fc = boost::context::detail;
 
@@ -101,7 +105,7 @@ struct SwitchArgs {
 };
 
 __attribute__((noinline)) EhState* eh_globals() noexcept {
-  EhState* g = __cxa_get_globals();
+  EhState* g = spindle_cxa_get_globals();
   asm volatile("" ::: "memory");
   return g;
 }

@@ -38,7 +38,7 @@ FiberPool::~FiberPool() {
 }
 
 std::size_t FiberPool::take(Fiber** out, std::size_t max) {
-  std::lock_guard<std::mutex> lock(mu_);
+  OsLock lock(mu_);
   std::size_t n = 0;
   Fiber* head = nullptr;
   while (n < max && spare_ != nullptr) {
@@ -62,7 +62,7 @@ void FiberPool::give(Fiber* list, std::size_t n) {
   while (last->next_free != nullptr) {
     last = last->next_free;
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  OsLock lock(mu_);
   last->next_free = spare_;
   spare_ = list;
   count_ += n;
@@ -72,7 +72,7 @@ void FiberPool::give(Fiber* list, std::size_t n) {
 void FiberPool::trim() {
   Fiber* excess = nullptr;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    OsLock lock(mu_);
     while (count_ > keep_) {
       Fiber* f = spare_;
       spare_ = f->next_free;
@@ -92,7 +92,7 @@ void FiberPool::trim() {
 }
 
 std::size_t FiberPool::size() {
-  std::lock_guard<std::mutex> lock(mu_);
+  OsLock lock(mu_);
   return count_;
 }
 

@@ -14,10 +14,10 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <vector>
 
 #include "context.hpp"
+#include "os_mutex.hpp"
 #include "stack.hpp"
 
 namespace spindle::detail {
@@ -82,9 +82,9 @@ class FiberPool {
  private:
   StackAllocator& stacks_;
   const std::size_t keep_;
-  std::mutex mu_;
-  Fiber* spare_ = nullptr;
-  std::size_t count_ = 0;
+  OsMutex mu_;
+  Fiber* spare_ SPINDLE_GUARDED_BY(mu_) = nullptr;
+  std::size_t count_ SPINDLE_GUARDED_BY(mu_) = 0;
   std::atomic<std::size_t> count_hint_{0};  // count_, readable without the lock
 };
 

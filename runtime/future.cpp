@@ -305,14 +305,16 @@ __attribute__((noinline)) std::uint64_t next_callback_id() noexcept {
   return next++;
 }
 
-std::uint64_t add_callback(FutureCore* f, SpinLock& lock, CallbackEntry*& list, DoneCallback cb,
-                           bool run_inline) {
+}  // namespace
+
+std::uint64_t FutureCore::add_callback(DoneCallback cb, bool run_inline) {
+  FutureCore* f = this;
   auto* e = new CallbackEntry{next_callback_id(), std::move(cb), run_inline, nullptr};
   {
-    SpinGuard g(lock);
-    if (f->status() < Status::kResult) {
-      e->next = list;
-      list = e;
+    SpinGuard g(lock_);
+    if (status() < Status::kResult) {
+      e->next = callbacks_;
+      callbacks_ = e;
       return e->id;
     }
   }
@@ -327,14 +329,12 @@ std::uint64_t add_callback(FutureCore* f, SpinLock& lock, CallbackEntry*& list, 
   return id;
 }
 
-}  // namespace
-
 std::uint64_t FutureCore::add_done_callback(DoneCallback cb) {
-  return add_callback(this, lock_, callbacks_, std::move(cb), false);
+  return add_callback(std::move(cb), false);
 }
 
 std::uint64_t FutureCore::add_inline_callback(DoneCallback cb) {
-  return add_callback(this, lock_, callbacks_, std::move(cb), true);
+  return add_callback(std::move(cb), true);
 }
 
 std::size_t FutureCore::remove_done_callback(std::uint64_t id) {

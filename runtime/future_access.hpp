@@ -16,10 +16,14 @@ struct FutureAccess {
   static const std::atomic<std::uint64_t>& word(const FutureCore* f) { return f->word_; }
   // Guards the waiter list, the callbacks and the status change out of
   // kCompleting (future_core.hpp INV-F3).
-  static SpinLock& lock(FutureCore* f) { return f->lock_; }
+  static SpinLock& lock(FutureCore* f) SPINDLE_RETURN_CAPABILITY(f->lock_) { return f->lock_; }
   // The waiters linked on the future, oldest first; under lock().
-  static Waiter*& waiters_head(FutureCore* f) { return f->waiters_head_; }
-  static Waiter*& waiters_tail(FutureCore* f) { return f->waiters_tail_; }
+  static Waiter*& waiters_head(FutureCore* f) SPINDLE_REQUIRES(f->lock_) {
+    return f->waiters_head_;
+  }
+  static Waiter*& waiters_tail(FutureCore* f) SPINDLE_REQUIRES(f->lock_) {
+    return f->waiters_tail_;
+  }
 };
 
 }  // namespace spindle::detail

@@ -28,7 +28,7 @@ int Idle::worker_to_notify() {
   if (!should_wake()) {
     return -1;
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  OsLock lock(mu_);
   if (!should_wake() || sleepers_.empty()) {
     return -1;
   }
@@ -75,7 +75,7 @@ bool Idle::transition_from_searching() {
 }
 
 bool Idle::transition_to_parked(unsigned worker, bool is_searching) {
-  std::lock_guard<std::mutex> lock(mu_);
+  OsLock lock(mu_);
   std::uint64_t dec = kUnparkOne | (is_searching ? kSearchOne : 0);
   // seq_cst: the store half of INV-I3 on the parking side; the caller
   // (Worker::park()) then fences and re-checks the queues. StoreLoad
@@ -88,7 +88,7 @@ bool Idle::transition_to_parked(unsigned worker, bool is_searching) {
 }
 
 bool Idle::unpark_worker_by_id(unsigned worker) {
-  std::lock_guard<std::mutex> lock(mu_);
+  OsLock lock(mu_);
   auto it = std::find(sleepers_.begin(), sleepers_.end(), worker);
   if (it == sleepers_.end()) {
     return false;
@@ -100,17 +100,6 @@ bool Idle::unpark_worker_by_id(unsigned worker) {
   // (Worker::park()) pair with that pusher's fence.
   state_.fetch_add(kUnparkOne, std::memory_order_seq_cst);
   return true;
-}
-
-unsigned Idle::num_searching() const {
-  return static_cast<unsigned>(state_.load(std::memory_order_relaxed) >> 32);
-}
-unsigned Idle::num_unparked() const {
-  return static_cast<unsigned>(state_.load(std::memory_order_relaxed));
-}
-std::vector<unsigned> Idle::sleepers() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return sleepers_;
 }
 
 }  // namespace spindle::detail

@@ -16,8 +16,8 @@
 //           after it stopped, so it may count a worker still asleep in its
 //           futex or already running what it found. It never exceeds
 //           num_unparked (a worker counted searching is counted unparked).
-//           Read without mu_ (maybe_should_wake(), num_searching(),
-//           num_unparked()) both may be stale by the transitions in flight;
+//           Read without mu_ (maybe_should_wake()) both may be stale by
+//           the transitions in flight;
 //           one load of the word gives a pair that existed at one instant.
 //   INV-I2  at most half the workers (rounded up) *start* searching on
 //           their own: transition_to_searching() admits one only by a CAS
@@ -54,8 +54,9 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <vector>
+
+#include "os_mutex.hpp"
 
 namespace spindle::detail {
 
@@ -82,11 +83,6 @@ class Idle {
     std::uint64_t s = state_.load(std::memory_order_relaxed);
     return static_cast<unsigned>(s >> 32) == 0 && static_cast<unsigned>(s) < num_workers_;
   }
-  // Snapshot for statistics: approximate, each possibly stale, and the two
-  // read at different instants (INV-I1).
-  unsigned num_searching() const;
-  unsigned num_unparked() const;
-  std::vector<unsigned> sleepers();
 
  private:
   static constexpr std::uint64_t kUnparkOne = 1;
@@ -102,8 +98,8 @@ class Idle {
 
   const unsigned num_workers_;
   std::atomic<std::uint64_t> state_;
-  std::mutex mu_;
-  std::vector<unsigned> sleepers_;  // guarded by mu_
+  OsMutex mu_;
+  std::vector<unsigned> sleepers_ SPINDLE_GUARDED_BY(mu_);
 };
 
 }  // namespace spindle::detail

@@ -27,7 +27,7 @@ void Monitor::start() {
 
 void Monitor::stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    OsLock lock(mu_);
     stop_ = true;
   }
   cv_.notify_all();
@@ -51,7 +51,7 @@ void Monitor::set_parked(unsigned worker, bool parked) noexcept {
   // it asleep and wake it.
   full_fence();
   if (deep_sleep_.load(std::memory_order_seq_cst)) {
-    std::lock_guard<std::mutex> lock(mu_);
+    OsLock lock(mu_);
     cv_.notify_all();
   }
 }
@@ -62,7 +62,7 @@ void Monitor::run() {
   if (threshold_.count() > 0 && threshold_ / 2 < period) {
     period = std::max(threshold_ / 2, std::chrono::milliseconds(1));
   }
-  std::unique_lock<std::mutex> lock(mu_);
+  OsLock lock(mu_);
   while (!stop_) {
     if (parked_count_.load(std::memory_order_relaxed) == workers_) {
       // Everyone sleeps: so do we, until a worker unparks.
@@ -73,12 +73,12 @@ void Monitor::run() {
       deep_sleep_.store(true, std::memory_order_seq_cst);
       full_fence();
       if (parked_count_.load(std::memory_order_seq_cst) == workers_) {
-        cv_.wait(lock);
+        lock.wait(cv_);
       }
       deep_sleep_.store(false, std::memory_order_relaxed);
       continue;
     }
-    cv_.wait_for(lock, period);
+    lock.wait_for(cv_, period);
     if (stop_) {
       break;
     }

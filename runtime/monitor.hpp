@@ -32,6 +32,8 @@
 #include <mutex>
 #include <thread>
 
+#include "os_mutex.hpp"
+
 namespace spindle::detail {
 
 class Scheduler;
@@ -70,9 +72,9 @@ class Monitor {
   const std::chrono::milliseconds threshold_;
   std::unique_ptr<Slot[]> slots_;
   std::thread thread_;
-  std::mutex mu_;
+  OsMutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;  // guarded by mu_
+  bool stop_ SPINDLE_GUARDED_BY(mu_) = false;
   std::atomic<bool> deep_sleep_{false};
   std::atomic<unsigned> parked_count_{0};
 };

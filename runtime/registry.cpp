@@ -56,7 +56,7 @@ void Registry::remove(TaskCore* t) {
   if (left == 0) {
     full_fence();
     if (empty_waiters_.load(std::memory_order_seq_cst) > 0) {
-      std::lock_guard<std::mutex> lock(empty_mu_);
+      OsLock lock(empty_mu_);
       empty_cv_.notify_all();
     }
   }
@@ -135,14 +135,14 @@ bool Registry::describe_running(const std::atomic<TaskCore*>& running, std::uint
 }
 
 bool Registry::wait_empty_for(std::int64_t timeout_ms) {
-  std::unique_lock<std::mutex> lock(empty_mu_);
+  OsLock lock(empty_mu_);
   // seq_cst, then a fence: pairs with remove()'s count store, fence and
   // empty_waiters_ load (StoreLoad: either the last remover sees a waiter
   // and notifies, or our empty_consistent() below sees its count, INV-R2).
   empty_waiters_.fetch_add(1, std::memory_order_seq_cst);
   full_fence();
-  bool empty = empty_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
-                                  [&] { return empty_consistent(); });
+  bool empty = lock.wait_for(empty_cv_, std::chrono::milliseconds(timeout_ms),
+                             [&] { return empty_consistent(); });
   empty_waiters_.fetch_sub(1, std::memory_order_relaxed);
   return empty;
 }

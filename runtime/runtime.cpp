@@ -4,10 +4,10 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <mutex>
 #include <vector>
 
 #include "globals.hpp"
+#include "os_mutex.hpp"
 #include "scheduler.hpp"
 #include "task_access.hpp"
 #include "worker.hpp"
@@ -16,21 +16,21 @@ namespace spindle {
 namespace detail {
 namespace {
 
-std::mutex g_schedulers_mu;
-std::vector<Scheduler*>& live_schedulers() {
-  static std::vector<Scheduler*> v;  // guarded by g_schedulers_mu
+OsMutex g_schedulers_mu;
+std::vector<Scheduler*>& live_schedulers() SPINDLE_REQUIRES(g_schedulers_mu) {
+  static std::vector<Scheduler*> v;
   return v;
 }
 
 }  // namespace
 
 void register_scheduler(Scheduler* s) {
-  std::lock_guard<std::mutex> lock(g_schedulers_mu);
+  OsLock lock(g_schedulers_mu);
   live_schedulers().push_back(s);
 }
 
 void unregister_scheduler(Scheduler* s) {
-  std::lock_guard<std::mutex> lock(g_schedulers_mu);
+  OsLock lock(g_schedulers_mu);
   std::erase(live_schedulers(), s);
 }
 
@@ -44,7 +44,7 @@ bool schedule_soon(std::function<void()> fn) {
   }
   // Holding the lock keeps a runtime from being destroyed under us (it
   // unregisters before it goes). One that is closing refuses the spawn.
-  std::lock_guard<std::mutex> lock(g_schedulers_mu);
+  OsLock lock(g_schedulers_mu);
   for (auto it = live_schedulers().rbegin(); it != live_schedulers().rend(); ++it) {
     if ((*it)->closed()) {
       continue;
@@ -64,7 +64,7 @@ void report_task_exception(TaskCore* t, std::exception_ptr e) noexcept {
   // the live ones and copy its handler under the lock.
   std::function<void(const TaskRef&, std::exception_ptr)> handler;
   {
-    std::lock_guard<std::mutex> lock(g_schedulers_mu);
+    OsLock lock(g_schedulers_mu);
     auto& v = live_schedulers();
     Scheduler* owner = TaskAccess::sched(t);
     if (std::find(v.begin(), v.end(), owner) != v.end()) {
@@ -87,11 +87,17 @@ void report_task_exception(TaskCore* t, std::exception_ptr e) noexcept {
 void report_future_exception(const std::string& repr, std::exception_ptr e) noexcept {
   std::function<void(const TaskRef&, std::exception_ptr)> handler;
   {
-    std::lock_guard<std::mutex> lock(g_schedulers_mu);
+    OsLock lock(g_schedulers_mu);
+    // This worker's runtime, else the newest one not closing, as
+    // schedule_soon() picks for the callbacks.
     Worker* w = Worker::current();
-    Scheduler* s = w != nullptr                ? &w->scheduler()
-                   : live_schedulers().empty() ? nullptr
-                                               : live_schedulers().back();
+    Scheduler* s = w != nullptr ? &w->scheduler() : nullptr;
+    for (auto it = live_schedulers().rbegin(); s == nullptr && it != live_schedulers().rend();
+         ++it) {
+      if (!(*it)->closed()) {
+        s = *it;
+      }
+    }
     if (s != nullptr) {
       handler = s->exception_handler();
     }

@@ -388,7 +388,7 @@ void Scheduler::cancel_all_and_wait() {
 }
 
 void Scheduler::shutdown() {
-  std::lock_guard<std::mutex> lock(shutdown_mu_);
+  OsLock lock(shutdown_mu_);
   if (stopping_.load(std::memory_order_acquire)) {
     return;
   }
@@ -515,12 +515,12 @@ void Scheduler::dump_tasks(std::ostream& os) {
 }
 
 void Scheduler::set_exception_handler(std::function<void(const TaskRef&, std::exception_ptr)> h) {
-  std::lock_guard<std::mutex> lock(handler_mu_);
+  OsLock lock(handler_mu_);
   exception_handler_ = std::move(h);
 }
 
 std::function<void(const TaskRef&, std::exception_ptr)> Scheduler::exception_handler() {
-  std::lock_guard<std::mutex> lock(handler_mu_);
+  OsLock lock(handler_mu_);
   return exception_handler_;
 }
 

@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -18,6 +17,7 @@
 #include "idle.hpp"
 #include "inject_queue.hpp"
 #include "monitor.hpp"
+#include "os_mutex.hpp"
 #include "registry.hpp"
 #include "stack.hpp"
 #include "timer.hpp"
@@ -135,9 +135,10 @@ class Scheduler {
   // INV-S2: threads inside submit_remote(); shutdown waits for zero.
   std::atomic<std::uint64_t> remote_in_flight_{0};
   TimerDomain timer_domain_{*this};
-  std::mutex handler_mu_;
-  std::function<void(const TaskRef&, std::exception_ptr)> exception_handler_;
-  std::mutex shutdown_mu_;
+  OsMutex handler_mu_;
+  std::function<void(const TaskRef&, std::exception_ptr)> exception_handler_
+      SPINDLE_GUARDED_BY(handler_mu_);
+  OsMutex shutdown_mu_;  // one shutdown() at a time
 };
 
 unsigned default_worker_count();

@@ -98,7 +98,7 @@ void StackAllocator::add_chunk() {
 }
 
 StackRegion StackAllocator::allocate() {
-  std::lock_guard<std::mutex> lock(mu_);
+  OsLock lock(mu_);
   if (!free_.empty()) {
     StackRegion r = free_.back();
     free_.pop_back();
@@ -155,14 +155,14 @@ void StackAllocator::release(std::vector<StackRegion>& stacks) {
   std::sort(stacks.begin(), stacks.end(), [](const StackRegion& a, const StackRegion& b) {
     return a.guarded != b.guarded ? b.guarded : a.lo > b.lo;
   });
-  std::lock_guard<std::mutex> lock(mu_);
+  OsLock lock(mu_);
   free_.insert(free_.end(), stacks.begin(), stacks.end());
   in_use_ -= stacks.size();
   stacks.clear();
 }
 
 std::size_t StackAllocator::in_use() {
-  std::lock_guard<std::mutex> lock(mu_);
+  OsLock lock(mu_);
   return in_use_;
 }
 

@@ -39,8 +39,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <vector>
+
+#include "os_mutex.hpp"
 
 namespace spindle::detail {
 
@@ -79,25 +80,27 @@ class StackAllocator {
     char* base;
     std::size_t slots;
   };
-  void add_chunk();
+  void add_chunk() SPINDLE_REQUIRES(mu_);
 
   const std::size_t stack_size_;
   const std::size_t slot_size_;  // stack + guard page
   const bool guard_pages_;
   std::size_t guard_budget_ = 0;
 
-  std::mutex mu_;
-  std::vector<StackRegion> free_;  // released, memory given back
-  std::size_t in_use_ = 0;         // handed out, not yet released
-  std::size_t guarded_count_ = 0;
-  std::size_t next_slot_ = 0;  // in the newest chunk
-  std::size_t chunk_slots_ = 0;
+  OsMutex mu_;
+  // Released, memory given back.
+  std::vector<StackRegion> free_ SPINDLE_GUARDED_BY(mu_);
+  // Handed out, not yet released.
+  std::size_t in_use_ SPINDLE_GUARDED_BY(mu_) = 0;
+  std::size_t guarded_count_ SPINDLE_GUARDED_BY(mu_) = 0;
+  std::size_t next_slot_ SPINDLE_GUARDED_BY(mu_) = 0;  // in the newest chunk
+  std::size_t chunk_slots_ SPINDLE_GUARDED_BY(mu_) = 0;
 
   // Every chunk mapped, for the destructor; appended under mu_, fixed
   // capacity.
   static constexpr std::size_t kMaxChunks = 1 << 14;
-  Chunk* chunks_;
-  std::size_t chunk_count_ = 0;
+  Chunk* chunks_ SPINDLE_PT_GUARDED_BY(mu_);
+  std::size_t chunk_count_ SPINDLE_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace spindle::detail

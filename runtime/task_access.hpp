@@ -18,7 +18,9 @@ struct TaskAccess {
   static TaskCore*& registry_prev(TaskCore* t) { return t->registry_prev_; }
   static TaskCore*& registry_next(TaskCore* t) { return t->registry_next_; }
   static std::uint16_t& registry_shard(TaskCore* t) { return t->registry_shard_; }
-  static SpinLock& lock(TaskCore* t) { return t->task_lock_; }
+  static SpinLock& lock(TaskCore* t) SPINDLE_RETURN_CAPABILITY(t->task_lock_) {
+    return t->task_lock_;
+  }
   static std::atomic<bool>& must_cancel(TaskCore* t) { return t->must_cancel_; }
   // The fast-path check outside task_lock_ (acquire: pairs with the release
   // store made under the lock by request_cancel).
@@ -27,15 +29,19 @@ struct TaskAccess {
   }
   static bool& internal(TaskCore* t) { return t->internal_; }
   // Under task_lock_. Empty when the task was never cancelled with one.
-  static const std::string& cancel_message(TaskCore* t) {
+  static const std::string& cancel_message(TaskCore* t) SPINDLE_REQUIRES(t->task_lock_) {
     return t->notes_ ? t->notes_->cancel_message : empty_string();
   }
-  static Waiter*& current_wait(TaskCore* t) { return t->current_wait_; }
-  static FutureCore*& awaiting(TaskCore* t) { return t->awaiting_; }
-  static const char*& wait_reason(TaskCore* t) { return t->wait_reason_; }
+  static Waiter*& current_wait(TaskCore* t) SPINDLE_REQUIRES(t->task_lock_) {
+    return t->current_wait_;
+  }
+  static FutureCore*& awaiting(TaskCore* t) SPINDLE_REQUIRES(t->task_lock_) { return t->awaiting_; }
+  static const char*& wait_reason(TaskCore* t) SPINDLE_REQUIRES(t->task_lock_) {
+    return t->wait_reason_;
+  }
   // A given name, or empty; read without task_lock_ only by the overflow
-  // report, which is about to abort the process anyway.
-  static const std::string& raw_name(TaskCore* t) {
+  // report, which is about to abort the process anyway (hence unchecked).
+  static const std::string& raw_name(TaskCore* t) SPINDLE_NO_THREAD_SAFETY_ANALYSIS {
     return t->notes_ ? t->notes_->name : empty_string();
   }
   static const std::string& empty_string() {

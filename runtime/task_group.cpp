@@ -44,8 +44,8 @@ class TaskGroupState {
  public:
   explicit TaskGroupState(TaskRef parent) : parent_(std::move(parent)) {}
 
-  // asyncio create_task's checks. Caller holds mu_.
-  void check_open_locked() const {
+  // asyncio create_task's checks.
+  void check_open_locked() const SPINDLE_REQUIRES(mu_) {
     if (aborting_) {
       throw InvalidStateError("TaskGroup is shutting down");
     }
@@ -55,7 +55,7 @@ class TaskGroupState {
   }
 
   // Marks the group aborting and returns the children to cancel.
-  std::vector<TaskRef> abort_locked() {
+  std::vector<TaskRef> abort_locked() SPINDLE_REQUIRES(mu_) {
     aborting_ = true;
     std::vector<TaskRef> out;
     out.reserve(children_.size());
@@ -105,12 +105,12 @@ class TaskGroupState {
   // a sleeping mutex would put both into the kernel under contention.
   SpinLock mu_;
   TaskRef parent_;
-  std::unordered_map<FutureCore*, TaskRef> children_;  // guarded by mu_ (INV-G1)
-  bool exiting_ = false;                               // guarded by mu_
-  bool aborting_ = false;                              // guarded by mu_
-  bool parent_cancel_requested_ = false;               // guarded by mu_
-  std::vector<std::exception_ptr> errors_;             // guarded by mu_
-  std::optional<Future<void>> on_completed_;           // guarded by mu_
+  std::unordered_map<FutureCore*, TaskRef> children_ SPINDLE_GUARDED_BY(mu_);  // INV-G1
+  bool exiting_ SPINDLE_GUARDED_BY(mu_) = false;
+  bool aborting_ SPINDLE_GUARDED_BY(mu_) = false;
+  bool parent_cancel_requested_ SPINDLE_GUARDED_BY(mu_) = false;
+  std::vector<std::exception_ptr> errors_ SPINDLE_GUARDED_BY(mu_);
+  std::optional<Future<void>> on_completed_ SPINDLE_GUARDED_BY(mu_);
 };
 
 }  // namespace spindle::detail

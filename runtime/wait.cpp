@@ -78,7 +78,7 @@ void deliver_cancellation(TaskCore* self) {
   throw Cancelled(std::move(msg));
 }
 
-void link_waiter(FutureCore* f, Waiter* w) {
+void link_waiter(FutureCore* f, Waiter* w) SPINDLE_REQUIRES(FutureAccess::lock(f)) {
   w->prev = FutureAccess::waiters_tail(f);
   w->next = nullptr;
   if (FutureAccess::waiters_tail(f) != nullptr) {

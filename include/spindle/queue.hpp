@@ -414,13 +414,13 @@ class BasicQueue {
     bool slot = false;  // granted a reserved slot (INV-BQ2)
   };
 
-  bool full_locked() const noexcept {
+  bool full_locked() const noexcept SPINDLE_REQUIRES(lock_) {
     return maxsize_ > 0 && store_.size() + reserved_ >= maxsize_;
   }
 
   // put_nowait's core: false if full; throws QueueShutDown. `item` is moved
   // from only on success.
-  bool try_put_locked(T& item, WakeBatch& wake) {
+  bool try_put_locked(T& item, WakeBatch& wake) SPINDLE_REQUIRES(lock_) {
     if (shutdown_) {
       throw QueueShutDown();
     }
@@ -431,7 +431,7 @@ class BasicQueue {
     return true;
   }
 
-  void put_locked(T&& item, WakeBatch& wake) {
+  void put_locked(T&& item, WakeBatch& wake) SPINDLE_REQUIRES(lock_) {
     FutureCore* core;
     if (WaitNode* n = pop_and_claim(getters_, core)) {
       // INV-BQ1: hand it over. The getter cannot leave before it takes
@@ -448,14 +448,14 @@ class BasicQueue {
     }
   }
 
-  T take_locked(WakeBatch& wake) {
+  T take_locked(WakeBatch& wake) SPINDLE_REQUIRES(lock_) {
     T item = store_.get();
     grant_putters_locked(wake);
     return item;
   }
 
   // Wakes putters, each with a reserved slot, while there is room.
-  void grant_putters_locked(WakeBatch& wake) {
+  void grant_putters_locked(WakeBatch& wake) SPINDLE_REQUIRES(lock_) {
     FutureCore* core;
     while (!full_locked()) {
       WaitNode* n = pop_and_claim(putters_, core);
@@ -469,7 +469,8 @@ class BasicQueue {
   }
 
   // INV-BQ3: an item handed to a getter that then threw Cancelled.
-  void give_back_locked(T&& item, std::optional<T>& dropped, WakeBatch& wake) {
+  void give_back_locked(T&& item, std::optional<T>& dropped, WakeBatch& wake)
+      SPINDLE_REQUIRES(lock_) {
     if (immediate_) {
       // shutdown(true) discarded everything else; discard this one too.
       dropped.emplace(std::move(item));
@@ -487,7 +488,7 @@ class BasicQueue {
     }
   }
 
-  void wake_joiners_locked(WakeBatch& wake) {
+  void wake_joiners_locked(WakeBatch& wake) SPINDLE_REQUIRES(lock_) {
     FutureCore* core;
     while (pop_and_claim(joiners_, core) != nullptr) {
       wake.add(core);
@@ -495,15 +496,16 @@ class BasicQueue {
   }
 
   mutable detail::SpinLock lock_;
-  Store store_;                 // guarded by lock_
-  const std::size_t maxsize_;   // 0: unbounded
-  std::size_t reserved_ = 0;    // slots granted to woken putters (INV-BQ2)
-  std::size_t unfinished_ = 0;  // INV-BQ4
-  bool shutdown_ = false;
-  bool immediate_ = false;
-  WaitList getters_;
-  WaitList putters_;
-  WaitList joiners_;
+  Store store_ SPINDLE_GUARDED_BY(lock_);
+  const std::size_t maxsize_;  // 0: unbounded
+  // Slots granted to woken putters (INV-BQ2).
+  std::size_t reserved_ SPINDLE_GUARDED_BY(lock_) = 0;
+  std::size_t unfinished_ SPINDLE_GUARDED_BY(lock_) = 0;  // INV-BQ4
+  bool shutdown_ SPINDLE_GUARDED_BY(lock_) = false;
+  bool immediate_ SPINDLE_GUARDED_BY(lock_) = false;
+  WaitList getters_ SPINDLE_GUARDED_BY(lock_);
+  WaitList putters_ SPINDLE_GUARDED_BY(lock_);
+  WaitList joiners_ SPINDLE_GUARDED_BY(lock_);
 };
 
 }  // namespace detail

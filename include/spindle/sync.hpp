@@ -120,13 +120,13 @@ class Mutex {
   void lock_slow();
   void lock_contended(bool& woken);
   void unlock_slow();
-  void wake_one_locked(detail::WakeBatch& wake);
-  void hand_off_locked(detail::WakeBatch& wake);
+  void wake_one_locked(detail::WakeBatch& wake) SPINDLE_REQUIRES(lock_);
+  void hand_off_locked(detail::WakeBatch& wake) SPINDLE_REQUIRES(lock_);
   void pass_woken();
 
   std::atomic<std::uint32_t> state_{0};
-  detail::SpinLock lock_;     // guards waiters_ (and the node fields)
-  detail::WaitList waiters_;  // guarded by lock_
+  detail::SpinLock lock_;  // also guards the fields of the nodes on waiters_
+  detail::WaitList waiters_ SPINDLE_GUARDED_BY(lock_);
 };
 
 // asyncio.Event. set() wakes every waiter; waiters that arrive while the
@@ -159,7 +159,7 @@ class Event {
  private:
   std::atomic<bool> flag_{false};  // written under lock_
   detail::SpinLock lock_;
-  detail::WaitList waiters_;  // guarded by lock_
+  detail::WaitList waiters_ SPINDLE_GUARDED_BY(lock_);
 };
 
 // asyncio.Condition: a condition variable bound to a Mutex it owns
@@ -210,7 +210,7 @@ class Condition {
   Mutex own_;
   Mutex* mu_;
   detail::SpinLock lock_;
-  detail::WaitList waiters_;  // guarded by lock_
+  detail::WaitList waiters_ SPINDLE_GUARDED_BY(lock_);
 };
 
 // asyncio.Semaphore: a counter of permits. acquire() takes one, blocking
@@ -242,12 +242,12 @@ class Semaphore {
 
  private:
   // Hands one permit to the first waiter or back to the counter. Under lock_.
-  void give_locked(detail::WakeBatch& wake) noexcept;
+  void give_locked(detail::WakeBatch& wake) noexcept SPINDLE_REQUIRES(lock_);
 
   mutable detail::SpinLock lock_;
-  std::int64_t value_;        // guarded by lock_; > 0 only while waiters_ is empty
-  const std::int64_t bound_;  // BoundedSemaphore's initial value; -1: unbounded
-  detail::WaitList waiters_;  // guarded by lock_
+  std::int64_t value_ SPINDLE_GUARDED_BY(lock_);  // > 0 only while waiters_ is empty
+  const std::int64_t bound_;                      // BoundedSemaphore's initial value; -1: unbounded
+  detail::WaitList waiters_ SPINDLE_GUARDED_BY(lock_);
 };
 
 // asyncio.BoundedSemaphore: release() past the initial value throws

@@ -67,7 +67,6 @@ TEST_P(CancelRace, CancelRacesBodyCompletion) {
     std::vector<std::atomic<int>> trues(kBatch);
     std::vector<spindle::Task<long>> ts;
     ts.reserve(kBatch);
-    std::atomic<bool> go{false};
     for (long j = 0; j < kBatch; ++j) {
       const std::uint64_t h = mix(b * kBatch + j);
       ts.push_back(rt().spawn([&started, j, h]() -> long {

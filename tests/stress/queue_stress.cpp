@@ -74,7 +74,7 @@ TEST_P(QueueStress, ExactlyOnceWithRandomConsumerCancellation) {
 
   // Producers: tasks and one plain thread, each a disjoint range.
   const int parts = kTaskProducers + 1;
-  auto produce = [&q, kItems, parts](int p) {
+  auto produce = [&q, kItems](int p) {
     for (long v = p; v < kItems; v += parts) {
       q.put(v);
     }

@@ -217,7 +217,7 @@ TEST_P(ShutdownStress, DestroyWithTasksInEveryState) {
     o.workers = GetParam();
     auto rt = std::make_unique<spindle::Runtime>(o);
     // From a task (local queues) and from this thread (injection queue).
-    auto seeder = rt->spawn([&r, rep, per_kind] {
+    auto seeder = rt->spawn([&r, rep] {
       for (int k = 0; k < kNumKinds; ++k) {
         if (k == kSwallower && rep % 4 != 0) {
           continue;
@@ -432,7 +432,7 @@ TEST_P(ShutdownStress, DestroyWithPendingTimersAndCallbacks) {
     }
     std::this_thread::sleep_for(std::chrono::microseconds(mix(rep) % 1500));
     // Cancel some timers concurrently with the destruction.
-    std::thread canceller([&timers, rep] {
+    std::thread canceller([&timers] {
       for (std::size_t i = 0; i < timers.size(); i += 3) {
         timers[i].cancel();
       }

@@ -109,7 +109,7 @@ TEST_P(WakeRace, ThreadSetsTaskGets) {
   std::vector<std::atomic<int>> seen(n);
   std::vector<spindle::Task<long>> ts;
   for (long c = 0; c < consumers; ++c) {
-    ts.push_back(rt().spawn([&fs, &seen, c, n, consumers] {
+    ts.push_back(rt().spawn([&fs, &seen, c, n] {
       long sum = 0;
       for (long i = c; i < n; i += consumers) {
         long v = fs[i].get();
@@ -153,7 +153,7 @@ TEST_P(WakeRace, TaskSetsThreadGets) {
   std::vector<spindle::Future<long>> fs(n);
   std::vector<spindle::Task<void>> ts;
   for (long p = 0; p < producers; ++p) {
-    ts.push_back(rt().spawn([&fs, p, n, producers] {
+    ts.push_back(rt().spawn([&fs, p, n] {
       for (long i = p; i < n; i += producers) {
         fs[i].set_result(i);
         if (mix(i * 3 + 1) % 31 == 0) {

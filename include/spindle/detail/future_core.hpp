@@ -185,6 +185,7 @@ class FutureCore {
  private:
   // The runtime reaches the fields below through runtime/future_access.hpp.
   friend struct FutureAccess;
+  std::uint64_t add_callback(DoneCallback cb, bool run_inline);
   void report_unretrieved() noexcept;
 
   std::atomic<std::uint64_t> word_{kRefOne};
@@ -194,10 +195,10 @@ class FutureCore {
   const bool is_task_;
   mutable std::atomic<bool> retrieved_{false};
   std::uint16_t value_offset_ = 0;
-  Waiter* waiters_head_ = nullptr;      // guarded by lock_
-  Waiter* waiters_tail_ = nullptr;      // guarded by lock_
-  CallbackEntry* callbacks_ = nullptr;  // newest first; guarded by lock_
-  std::exception_ptr error_;            // written by the completer before publish (INV-F2)
+  Waiter* waiters_head_ SPINDLE_GUARDED_BY(lock_) = nullptr;
+  Waiter* waiters_tail_ SPINDLE_GUARDED_BY(lock_) = nullptr;
+  CallbackEntry* callbacks_ SPINDLE_GUARDED_BY(lock_) = nullptr;  // newest first
+  std::exception_ptr error_;  // written by the completer before publish (INV-F2)
 };
 
 // Moves a Cancelled or other exception into an exception_ptr that result()

@@ -7,12 +7,13 @@
 #include <thread>
 
 #include "cpu_relax.hpp"
+#include "thread_annotations.hpp"
 
 namespace spindle::detail {
 
-class SpinLock {
+class SPINDLE_CAPABILITY("spinlock") SpinLock {
  public:
-  void lock() noexcept {
+  void lock() noexcept SPINDLE_ACQUIRE() {
     // acquire: pairs with the release in unlock(); the critical section
     // starts after the previous holder's writes.
     if (!locked_.exchange(true, std::memory_order_acquire)) {
@@ -20,11 +21,11 @@ class SpinLock {
     }
     lock_slow();
   }
-  bool try_lock() noexcept {
+  bool try_lock() noexcept SPINDLE_TRY_ACQUIRE(true) {
     return !locked_.load(std::memory_order_relaxed) &&
            !locked_.exchange(true, std::memory_order_acquire);
   }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+  void unlock() noexcept SPINDLE_RELEASE() { locked_.store(false, std::memory_order_release); }
 
  private:
   // Exponential backoff, not a tight test-and-test-and-set loop. A waiter
@@ -60,10 +61,10 @@ class SpinLock {
   std::atomic<bool> locked_{false};
 };
 
-class SpinGuard {
+class SPINDLE_SCOPED_CAPABILITY SpinGuard {
  public:
-  explicit SpinGuard(SpinLock& l) noexcept : l_(l) { l_.lock(); }
-  ~SpinGuard() { l_.unlock(); }
+  explicit SpinGuard(SpinLock& l) noexcept SPINDLE_ACQUIRE(l) : l_(l) { l_.lock(); }
+  ~SpinGuard() SPINDLE_RELEASE() { l_.unlock(); }
   SpinGuard(const SpinGuard&) = delete;
   SpinGuard& operator=(const SpinGuard&) = delete;
 

@@ -72,7 +72,7 @@ class TaskCore : public FutureCore {
   // million live tasks zero a quarter less fresh memory.
   std::uint16_t registry_shard_ = 0;  // a worker index; Scheduler caps workers
   // cancelling(): requests not uncancel()ed; saturates (task.cpp).
-  std::uint16_t num_cancels_ = 0;
+  std::uint16_t num_cancels_ SPINDLE_GUARDED_BY(task_lock_) = 0;
 
   // Guarded by task_lock_ (runtime/task.cpp documents the protocol).
   mutable SpinLock task_lock_;
@@ -90,10 +90,11 @@ class TaskCore : public FutureCore {
     std::string name;
     std::string cancel_message;
   };
-  std::unique_ptr<Notes> notes_;
-  Waiter* current_wait_ = nullptr;
-  FutureCore* awaiting_ = nullptr;  // the awaiting code holds a handle while it is set
-  const char* wait_reason_ = nullptr;
+  std::unique_ptr<Notes> notes_ SPINDLE_GUARDED_BY(task_lock_);
+  Waiter* current_wait_ SPINDLE_GUARDED_BY(task_lock_) = nullptr;
+  // The awaiting code holds a handle while it is set.
+  FutureCore* awaiting_ SPINDLE_GUARDED_BY(task_lock_) = nullptr;
+  const char* wait_reason_ SPINDLE_GUARDED_BY(task_lock_) = nullptr;
 };
 
 }  // namespace spindle::detail
