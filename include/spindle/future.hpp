@@ -97,6 +97,8 @@ class FutureState final : public FutureCore {
     }
   }
   std::optional<Stored<T>> value_;
+  static_assert(alignof(std::optional<Stored<T>>) <= 4096,
+                "a future's value type may be aligned to at most 4096 bytes");
 };
 
 template <class T>

@@ -73,8 +73,12 @@ class TaskImpl final : public TaskCore {
       }
     }
   }
-  std::optional<F> fn_;
+  // The value first: its offset from the header is kept in 16 bits
+  // (set_value_offset), so it must not sit behind a callable of any size.
   std::optional<Stored<T>> value_;
+  std::optional<F> fn_;
+  static_assert(alignof(std::optional<Stored<T>>) <= 4096,
+                "a task's result type may be aligned to at most 4096 bytes");
 };
 
 template <class F>

@@ -1,6 +1,7 @@
 // Task<T>, TaskRef, spawn, current_task, all_tasks, names, ids, repr,
 // misuse, and the "exception never retrieved" report (DESIGN.md "Inside a
 // task", "Future<T> and Task<T>", "Errors").
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -186,6 +187,30 @@ TEST_P(TaskTest, VoidAndMoveOnlyTasks) {
   });
   ASSERT_TRUE(p != nullptr);
   EXPECT_EQ(*p, 5);
+}
+
+// A callable larger than 64 KiB: the task finds its result at a 16-bit
+// offset from its header, which must not wrap past the callable.
+TEST_P(TaskTest, ResultOfATaskWithAHugeCallableIsIntact) {
+  constexpr std::size_t kBytes = 70000;
+  auto pattern = std::make_unique<std::array<unsigned char, kBytes>>();
+  for (std::size_t i = 0; i < kBytes; ++i) {
+    (*pattern)[i] = static_cast<unsigned char>(i * 7);
+  }
+  // Built on this plain thread's stack: a task's 64 KiB stack could not hold it.
+  auto t = rt().spawn([bytes = *pattern]() {
+    unsigned long sum = 0;
+    for (unsigned char b : bytes) {
+      sum += b;
+    }
+    return std::string("sum=") + std::to_string(sum);
+  });
+  unsigned long want = 0;
+  for (unsigned char b : *pattern) {
+    want += b;
+  }
+  EXPECT_EQ(t.get(), "sum=" + std::to_string(want));
+  EXPECT_EQ(t.result(), "sum=" + std::to_string(want)) << "the stored result changed";
 }
 
 // ---------------------------------------------------------------------------

@@ -176,6 +176,9 @@ class FutureCore {
   virtual ~FutureCore();
   // Writes " result=<value>" for repr(); the typed subclass knows how.
   virtual void write_result_repr(std::ostream& os) const;
+  // `value` is the subclass's first member, right after this header (at
+  // most a few hundred bytes) and its alignment padding, which the
+  // subclasses cap at 4096: the offset fits the 16 bits it is kept in.
   void set_value_offset(const void* value) noexcept {
     value_offset_ = static_cast<std::uint16_t>(reinterpret_cast<const char*>(value) -
                                                reinterpret_cast<const char*>(this));
