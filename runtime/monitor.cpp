@@ -45,10 +45,11 @@ void Monitor::set_parked(unsigned worker, bool parked) noexcept {
   parked_count_.fetch_sub(1, std::memory_order_seq_cst);
   // INV-MN1 (monitor.hpp), StoreLoad: our decrement, a full fence, then
   // deep_sleep_; the monitor stores deep_sleep_, fences, then reads the
-  // count. The fences make it Dekker's pattern on every target (a seq_cst
-  // RMW followed by a seq_cst load of another variable is not ordered on
-  // AArch64 by the C++ model alone): either it sees us unparked, or we see
-  // it asleep and wake it.
+  // count: Dekker's pattern. The four accesses are seq_cst, so their one
+  // total order alone forbids both reading the old value: either it sees
+  // us unparked, or we see it asleep and wake it. The fences add nothing to
+  // that and cost nothing here (a worker leaving its park); they keep both
+  // sides in the fence form the rest of the runtime's StoreLoad pairs use.
   full_fence();
   if (deep_sleep_.load(std::memory_order_seq_cst)) {
     OsLock lock(mu_);

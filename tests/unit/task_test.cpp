@@ -674,6 +674,43 @@ TEST_P(TaskTest, UnretrievedPlainFutureExceptionIsReportedToHandler) {
   EXPECT_NE(reports->whats[0].find("plain future failure"), std::string::npos);
 }
 
+// future.hpp, rule 2 (as for callbacks): from a plain thread, the report
+// goes to the newest runtime that has not begun to shut down, not to one
+// that is closing.
+TEST_P(TaskTest, UnretrievedPlainFutureExceptionSkipsAClosingRuntime) {
+  auto reports_open = Reports::install(rt());
+  auto closing = std::make_unique<spindle::Runtime>();  // the newest runtime
+  auto reports_closing = Reports::install(*closing);
+  auto failed = std::make_unique<Future<int>>();
+  failed->set_exception(std::make_exception_ptr(std::runtime_error("dropped while closing")));
+  Future<void> started, in_shutdown, dropped;
+  auto t = closing->spawn([started, in_shutdown, dropped]() mutable {
+    try {
+      started.set_result();  // a task cancelled before it starts never runs its body
+      spindle::sleep(1h);
+    } catch (const Cancelled&) {
+      in_shutdown.set_result();  // the runtime is closing: its destructor cancelled us
+      dropped.get();
+      throw;
+    }
+  });
+  std::thread dropper([&] {
+    if (!in_shutdown.wait_for(10s)) {
+      ADD_FAILURE() << "the shutdown did not cancel the task";
+    }
+    failed.reset();  // the last handle, on a plain thread: reported now
+    dropped.set_result();
+  });
+  started.get();
+  closing.reset();
+  dropper.join();
+  ASSERT_TRUE(reports_open->first.wait_for(5s)) << "the report did not reach the open runtime";
+  EXPECT_EQ(reports_closing->count.load(), 0) << "the report went to the closing runtime";
+  std::lock_guard<std::mutex> l(reports_open->mu);
+  ASSERT_EQ(reports_open->whats.size(), 1u);
+  EXPECT_NE(reports_open->whats[0].find("dropped while closing"), std::string::npos);
+}
+
 TEST_P(TaskTest, ChildOutlivesParent) {
   // asyncio: a task keeps running after the task that created it finished.
   Future<void> gate;
