@@ -233,7 +233,7 @@ bool run_inline(TaskCore* self, TaskCore* child) {
   if (room < inline_stack_reserve(f)) {
     return false;
   }
-  if (!Worker::try_claim(child)) {
+  if (!LocalQueue::try_claim(child)) {
     return false;
   }
   // Only entries pushed as claimable (not started) can be claimed, so this
