@@ -17,9 +17,9 @@ struct FutureAccess {
   // Guards the waiter list, the callbacks and the status change out of
   // kCompleting (future_core.hpp INV-F3).
   static SpinLock& lock(FutureCore* f) { return f->lock_; }
-  // The waiters linked on the future, oldest first; under lock().
-  static Waiter*& waiters_head(FutureCore* f) { return f->waiters_head_; }
-  static Waiter*& waiters_tail(FutureCore* f) { return f->waiters_tail_; }
+  // The waiters linked on the future, oldest first; under lock(). Each
+  // Waiter's `linked` flag says whether it is in the list (waiter.hpp).
+  static IntrusiveList<Waiter>& waiters(FutureCore* f) { return f->waiters_; }
 };
 
 }  // namespace spindle::detail

@@ -32,11 +32,20 @@
 #include <string>
 #include <vector>
 
+#include <spindle/detail/intrusive_list.hpp>
 #include <spindle/detail/spin_lock.hpp>
+
+#include "task_access.hpp"
 
 namespace spindle::detail {
 
 class TaskCore;
+
+// A task's registry links (TaskCore::registry_prev_/registry_next_).
+struct RegistryLinks {
+  static TaskCore*& prev(TaskCore* t) noexcept { return TaskAccess::registry_prev(t); }
+  static TaskCore*& next(TaskCore* t) noexcept { return TaskAccess::registry_next(t); }
+};
 
 class Registry {
  public:
@@ -70,9 +79,11 @@ class Registry {
   bool wait_empty_for(std::int64_t timeout_ms);
 
  private:
+  // Newest first; nothing needs the tail, so a head-only list.
+  using TaskList = IntrusiveHeadList<TaskCore, RegistryLinks>;
   struct alignas(64) Shard {
     SpinLock lock;
-    TaskCore* head = nullptr;
+    TaskList tasks;         // guarded by lock
     std::size_t count = 0;  // guarded by lock; read racily by live()
   };
   void lock_all() noexcept;

@@ -47,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "intrusive_list.hpp"
 #include "spin_lock.hpp"
 
 namespace spindle::detail {
@@ -194,8 +195,7 @@ class FutureCore {
   const bool is_task_;
   mutable std::atomic<bool> retrieved_{false};
   std::uint16_t value_offset_ = 0;
-  Waiter* waiters_head_ = nullptr;      // guarded by lock_
-  Waiter* waiters_tail_ = nullptr;      // guarded by lock_
+  IntrusiveList<Waiter> waiters_;       // oldest first; guarded by lock_ (INV-F3)
   CallbackEntry* callbacks_ = nullptr;  // newest first; guarded by lock_
   std::exception_ptr error_;            // written by the completer before publish (INV-F2)
 };
