@@ -8,6 +8,13 @@
 //     jump per task switch — and only falls back to the scheduler context
 //     when its worker has no local work, or every kMaintenanceInterval picks
 //     so that the injection queue and timers are never starved.
+//
+// The file follows where a worker looks for work: the LIFO slot and the
+// local queue (next_local; the queue itself, its claims and its stealing are
+// local_queue.{hpp,cpp}), the injection queue (take_injected), stealing
+// (search, spin_then_search), timers (fire_timers), then parking (park).
+// find_work() strings them together, timers and one injected task first
+// (fairness, see there); fibers come last.
 #include "worker.hpp"
 
 #include <cstddef>
@@ -297,6 +304,33 @@ TaskCore* Worker::spin_then_search() {
   return nullptr;
 }
 
+void Worker::fire_timers() {
+  if (sched_.earliest_deadline() == TimerWheel::kNever) {
+    return;
+  }
+  std::int64_t now = now_ns();
+  // Our own wheel and any other worker's overdue one (its owner may be busy
+  // in a long task).
+  thread_local std::vector<Waiter*> wake;
+  thread_local std::vector<TimerEntry*> callbacks;
+  std::size_t fired = 0;
+  for (unsigned i = 0; i < sched_.num_workers(); ++i) {
+    TimerWheel& h = sched_.worker((index_ + i) % sched_.num_workers()).timers();
+    if (h.next_deadline() <= now) {
+      fired += h.take_due(now, wake, callbacks);
+    }
+  }
+  counters_.bump(counters_.timers_fired, fired);
+  for (Waiter* w : wake) {
+    wake_waiter_owner(w, /*lifo=*/false);  // due together: resume in deadline order
+  }
+  wake.clear();
+  for (TimerEntry* e : callbacks) {
+    e->on_fire(e);
+  }
+  callbacks.clear();
+}
+
 void Worker::park() {
   Idle& idle = sched_.idle();
   const bool was_searching = searching_;
@@ -342,33 +376,6 @@ void Worker::park() {
   if (!idle.unpark_worker_by_id(index_)) {
     searching_ = true;
   }
-}
-
-void Worker::fire_timers() {
-  if (sched_.earliest_deadline() == TimerWheel::kNever) {
-    return;
-  }
-  std::int64_t now = now_ns();
-  // Our own wheel and any other worker's overdue one (its owner may be busy
-  // in a long task).
-  thread_local std::vector<Waiter*> wake;
-  thread_local std::vector<TimerEntry*> callbacks;
-  std::size_t fired = 0;
-  for (unsigned i = 0; i < sched_.num_workers(); ++i) {
-    TimerWheel& h = sched_.worker((index_ + i) % sched_.num_workers()).timers();
-    if (h.next_deadline() <= now) {
-      fired += h.take_due(now, wake, callbacks);
-    }
-  }
-  counters_.bump(counters_.timers_fired, fired);
-  for (Waiter* w : wake) {
-    wake_waiter_owner(w, /*lifo=*/false);  // due together: resume in deadline order
-  }
-  wake.clear();
-  for (TimerEntry* e : callbacks) {
-    e->on_fire(e);
-  }
-  callbacks.clear();
 }
 
 // ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <random>
 #include <string>
@@ -376,6 +377,8 @@ TEST(LocalQueueModel, EveryTaskTakenExactlyOnceAcrossThreads) {
         take(t);
       }
     }
+    // A lost task would keep us here: bounded, so a broken queue fails.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     for (;;) {
       TaskCore* t = q.take_lifo();
       if (t == nullptr) {
@@ -383,7 +386,10 @@ TEST(LocalQueueModel, EveryTaskTakenExactlyOnceAcrossThreads) {
       }
       if (t != nullptr) {
         take(t);
-      } else if (total.load(std::memory_order_relaxed) == n) {
+      } else if (total.load(std::memory_order_relaxed) >= n) {
+        break;
+      } else if (std::chrono::steady_clock::now() > give_up) {
+        ADD_FAILURE() << "tasks lost: " << n - total.load() << " never taken";
         break;
       } else {
         std::this_thread::yield();  // the rest sits in the thieves' queues
