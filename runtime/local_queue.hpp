@@ -65,9 +65,9 @@
 //   INV-LQ5  len_ is written only under the overflow lock and equals the
 //            list's length whenever the lock is free. Read without the lock
 //            it is a hint (push()'s choice, a stealer's probe, queued()),
-//            and by the idle protocol's re-check after its seq_cst fence
-//            (idle.hpp INV-I3), which a lock-free read serves as well: the
-//            fence, not the load, orders it.
+//            and the idle protocol's re-check reads it after its seq_cst
+//            fence (idle.hpp INV-I3; the pusher fences after its push), so
+//            the StoreLoad pair is the fences', not this word's.
 //
 // Transitions
 //   push         owner: ring push_back (run_queue.hpp) when len_ is 0 and the
@@ -95,7 +95,8 @@
 //     release order it; hence relaxed.
 //   - A queue_slot store for the ring is relaxed: the ring's release store of
 //     the entry (push_back) publishes it to a claimer whose CAS reads that
-//     entry, and a claimer that reads an older slot fails its CAS (INV-LQ3).
+//     entry, and a claimer that reads an older slot fails its CAS, or names
+//     by it the task's one current entry, the right one to take (INV-LQ3).
 //     try_claim's first load is acquire, more than INV-LQ3 needs.
 //   - lifo_: acq_rel exchanges and CAS hand a task from one thread to the
 //     next (the owner to the monitor's rescue and back); take_lifo's acquire
