@@ -39,7 +39,7 @@ void delete_list(CallbackEntry* e) noexcept {
 }  // namespace
 
 FutureCore::~FutureCore() {
-  SPINDLE_ASSERT(waiters_head_ == nullptr, "future destroyed with waiters linked");
+  SPINDLE_ASSERT(waiters_.empty(), "future destroyed with waiters linked");
   delete_list(callbacks_);
 }
 
@@ -170,12 +170,11 @@ void FutureCore::publish(Status final_status) noexcept {
     SpinGuard g(lock_);
     // release: INV-F2, the value/error written by the claimer.
     status_.store(final_status, std::memory_order_release);
-    Waiter* w = waiters_head_;
-    waiters_head_ = waiters_tail_ = nullptr;
+    Waiter* w = waiters_.take_all();
     while (w != nullptr) {
       Waiter* next = w->next;
       w->linked = false;
-      w->prev = w->next = nullptr;
+      IntrusiveList<Waiter>::clear_links(w);
       if (w->try_fire()) {
         if (w->root == nullptr) {
           futex_wake(&w->state, 1);  // INV-W3: a thread waiter, under our lock

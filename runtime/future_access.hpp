@@ -17,12 +17,10 @@ struct FutureAccess {
   // Guards the waiter list, the callbacks and the status change out of
   // kCompleting (future_core.hpp INV-F3).
   static SpinLock& lock(FutureCore* f) SPINDLE_RETURN_CAPABILITY(f->lock_) { return f->lock_; }
-  // The waiters linked on the future, oldest first; under lock().
-  static Waiter*& waiters_head(FutureCore* f) SPINDLE_REQUIRES(f->lock_) {
-    return f->waiters_head_;
-  }
-  static Waiter*& waiters_tail(FutureCore* f) SPINDLE_REQUIRES(f->lock_) {
-    return f->waiters_tail_;
+  // The waiters linked on the future, oldest first; under lock(). Each
+  // Waiter's `linked` flag says whether it is in the list (waiter.hpp).
+  static IntrusiveList<Waiter>& waiters(FutureCore* f) SPINDLE_REQUIRES(f->lock_) {
+    return f->waiters_;
   }
 };
 

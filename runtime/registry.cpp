@@ -20,12 +20,7 @@ void Registry::add(TaskCore* t, unsigned shard) {
   Shard& s = shards_[shard];
   SpinGuard g(s.lock);
   __atomic_store_n(&s.count, s.count + 1, __ATOMIC_RELAXED);  // see live()
-  TaskAccess::registry_prev(t) = nullptr;
-  TaskAccess::registry_next(t) = s.head;
-  if (s.head != nullptr) {
-    TaskAccess::registry_prev(s.head) = t;
-  }
-  s.head = t;
+  s.tasks.push_front(t);
 }
 
 void Registry::remove(TaskCore* t) {
@@ -35,17 +30,7 @@ void Registry::remove(TaskCore* t) {
     SpinGuard g(s.lock);
     left = s.count - 1;
     __atomic_store_n(&s.count, left, __ATOMIC_RELAXED);
-    TaskCore* prev = TaskAccess::registry_prev(t);
-    TaskCore* next = TaskAccess::registry_next(t);
-    if (prev != nullptr) {
-      TaskAccess::registry_next(prev) = next;
-    } else {
-      s.head = next;
-    }
-    if (next != nullptr) {
-      TaskAccess::registry_prev(next) = prev;
-    }
-    TaskAccess::registry_prev(t) = TaskAccess::registry_next(t) = nullptr;
+    s.tasks.remove(t);
   }
   SPINDLE_PERTURB(kRegistryRemoved);
   // A shard that empties tells a shutdown waiting for all of them. seq_cst:
@@ -97,7 +82,7 @@ std::vector<TaskCore*> Registry::snapshot(bool include_internal) {
     }
     if (total <= out.capacity()) {
       for (unsigned i = 0; i < nshards_; ++i) {
-        for (TaskCore* t = shards_[i].head; t != nullptr; t = TaskAccess::registry_next(t)) {
+        for (TaskCore* t = shards_[i].tasks.front(); t != nullptr; t = TaskList::next(t)) {
           if (include_internal || !TaskAccess::internal(t)) {
             t->ref();
             out.push_back(t);  // within capacity: no allocation

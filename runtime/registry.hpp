@@ -31,13 +31,21 @@
 #include <string>
 #include <vector>
 
+#include <spindle/detail/intrusive_list.hpp>
 #include <spindle/detail/spin_lock.hpp>
 
 #include "os_mutex.hpp"
+#include "task_access.hpp"
 
 namespace spindle::detail {
 
 class TaskCore;
+
+// A task's registry links (TaskCore::registry_prev_/registry_next_).
+struct RegistryLinks {
+  static TaskCore*& prev(TaskCore* t) noexcept { return TaskAccess::registry_prev(t); }
+  static TaskCore*& next(TaskCore* t) noexcept { return TaskAccess::registry_next(t); }
+};
 
 class Registry {
  public:
@@ -71,14 +79,16 @@ class Registry {
   bool wait_empty_for(std::int64_t timeout_ms);
 
  private:
+  // Newest first; nothing needs the tail, so a head-only list.
+  using TaskList = IntrusiveHeadList<TaskCore, RegistryLinks>;
   struct alignas(64) Shard {
     SpinLock lock;
-    TaskCore* head = nullptr;
+    TaskList tasks;         // guarded by lock (or lock_all())
     std::size_t count = 0;  // guarded by lock (or lock_all()); read racily by live()
   };
   // Every shard's lock, taken in index order (the one order in which more
   // than one is held). Unchecked by the thread-safety analysis, which
-  // cannot follow a lock per loop iteration: head and count are guarded by
+  // cannot follow a lock per loop iteration: tasks and count are guarded by
   // their shard's lock, and read by lock_all()'s callers under all of them.
   void lock_all() noexcept SPINDLE_NO_THREAD_SAFETY_ANALYSIS;
   void unlock_all() noexcept SPINDLE_NO_THREAD_SAFETY_ANALYSIS;

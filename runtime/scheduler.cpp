@@ -49,7 +49,7 @@
 // == Running a child inline ==
 //
 // A task that awaits a child no worker has started takes the child out of
-// its queue slot (run_queue.hpp try_claim) and runs the child's body on its
+// its queue slot (local_queue.hpp try_claim) and runs the child's body on its
 // own stack, as oneTBB and Cilk do: no fiber, no switch, no queue traffic.
 // Only tasks that really suspend ever need a stack of their own. The room
 // left on the awaiting task's stack bounds the nesting.

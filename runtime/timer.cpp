@@ -56,30 +56,18 @@ void TimerWheel::link(TimerEntry* e) {
   }
   unsigned slot = slot_for(e->tick, level);
   e->level = static_cast<std::uint8_t>(level);
-  e->prev = nullptr;
-  e->next = slots_[level][slot];
-  if (e->next != nullptr) {
-    e->next->prev = e;
-  }
-  slots_[level][slot] = e;
+  slots_[level][slot].push_front(e);
   occupied_[level] |= std::uint64_t{1} << slot;
   e->linked = true;
 }
 
 void TimerWheel::unlink(TimerEntry* e) {
   unsigned slot = slot_for(e->tick, e->level);
-  if (e->prev != nullptr) {
-    e->prev->next = e->next;
-  } else {
-    slots_[e->level][slot] = e->next;
-    if (e->next == nullptr) {
-      occupied_[e->level] &= ~(std::uint64_t{1} << slot);
-    }
+  Slot& list = slots_[e->level][slot];
+  list.remove(e);
+  if (list.empty()) {
+    occupied_[e->level] &= ~(std::uint64_t{1} << slot);
   }
-  if (e->next != nullptr) {
-    e->next->prev = e->prev;
-  }
-  e->prev = e->next = nullptr;
   e->linked = false;
 }
 
@@ -154,8 +142,8 @@ void TimerWheel::fire_list(TimerEntry* head, std::vector<Waiter*>& wake,
                            std::vector<TimerEntry*>& callbacks, std::size_t* n) {
   while (head != nullptr) {
     TimerEntry* e = head;
-    head = e->next;
-    e->prev = e->next = nullptr;
+    head = Slot::next(e);
+    Slot::clear_links(e);
     e->linked = false;
     --count_;
     ++*n;
@@ -182,8 +170,7 @@ std::size_t TimerWheel::take_due(std::int64_t now, std::vector<Waiter*>& wake,
   while (next_event(&tick, &level) && tick <= now_tick) {
     elapsed_ = tick;
     unsigned slot = slot_for(tick, level);
-    TimerEntry* list = slots_[level][slot];
-    slots_[level][slot] = nullptr;
+    TimerEntry* list = slots_[level][slot].take_all();
     occupied_[level] &= ~(std::uint64_t{1} << slot);
     if (level == 0) {
       fire_list(list, wake, callbacks, &n);  // every entry here has this tick
@@ -193,9 +180,9 @@ std::size_t TimerWheel::take_due(std::int64_t now, std::vector<Waiter*>& wake,
     // INV-TW4: cascade into lower levels, relative to the new elapsed_.
     while (list != nullptr) {
       TimerEntry* e = list;
-      list = e->next;
+      list = Slot::next(e);
       e->tick = tick_of(e->deadline_ns);  // undo a clamp to the wheel's span
-      link(e);
+      link(e);                            // relinks e: its old links are overwritten
     }
   }
   if (elapsed_ <= now_tick) {
@@ -210,9 +197,7 @@ std::size_t TimerWheel::take_all(std::vector<Waiter*>& wake, std::vector<TimerEn
   std::size_t n = 0;
   for (unsigned l = 0; l < kLevels; ++l) {
     for (unsigned s = 0; s < kSlots; ++s) {
-      TimerEntry* list = slots_[l][s];
-      slots_[l][s] = nullptr;
-      fire_list(list, wake, callbacks, &n);
+      fire_list(slots_[l][s].take_all(), wake, callbacks, &n);
     }
     occupied_[l] = 0;
   }

@@ -58,6 +58,7 @@
 #include <string>
 #include <vector>
 
+#include <spindle/detail/intrusive_list.hpp>
 #include <spindle/detail/spin_lock.hpp>
 
 namespace spindle::detail {
@@ -73,11 +74,11 @@ struct TimerEntry {
 
   // Owned by the wheel, under its lock.
   TimerWheel* wheel = nullptr;  // set on insert; stays set after removal
-  TimerEntry* prev = nullptr;
+  TimerEntry* prev = nullptr;   // its slot's list links (intrusive_list.hpp)
   TimerEntry* next = nullptr;
   std::uint64_t tick = 0;
   std::uint8_t level = 0;
-  bool linked = false;
+  bool linked = false;  // in a slot; remove() reads it under the lock
 };
 
 std::int64_t now_ns() noexcept;  // steady clock
@@ -125,14 +126,16 @@ class TimerWheel {
   // The next tick at which something happens (a level-0 slot fires or a
   // higher slot cascades), and at which level; false if empty.
   bool next_event(std::uint64_t* tick, unsigned* level) const noexcept;
+  using Slot = IntrusiveHeadList<TimerEntry>;
   void fire_list(TimerEntry* head, std::vector<Waiter*>& wake, std::vector<TimerEntry*>& callbacks,
                  std::size_t* n);
   void update_next();
 
   SpinLock lock_;
-  std::uint64_t elapsed_;                    // INV-TW1
-  std::uint64_t occupied_[kLevels] = {};     // bit per non-empty slot
-  TimerEntry* slots_[kLevels][kSlots] = {};  // list heads
+  std::uint64_t elapsed_;                 // INV-TW1
+  std::uint64_t occupied_[kLevels] = {};  // bit per non-empty slot
+  // One word per slot: a head-only list (a tail would double the array).
+  IntrusiveHeadList<TimerEntry> slots_[kLevels][kSlots];
   std::size_t count_ = 0;
   std::atomic<std::int64_t> next_deadline_{kNever};
 };

@@ -79,14 +79,7 @@ void deliver_cancellation(TaskCore* self) {
 }
 
 void link_waiter(FutureCore* f, Waiter* w) SPINDLE_REQUIRES(FutureAccess::lock(f)) {
-  w->prev = FutureAccess::waiters_tail(f);
-  w->next = nullptr;
-  if (FutureAccess::waiters_tail(f) != nullptr) {
-    FutureAccess::waiters_tail(f)->next = w;
-  } else {
-    FutureAccess::waiters_head(f) = w;
-  }
-  FutureAccess::waiters_tail(f) = w;
+  FutureAccess::waiters(f).push_back(w);
   w->linked = true;
 }
 
@@ -99,9 +92,7 @@ void unlink_waiter(FutureCore* f, Waiter* w) {
   if (!w->linked) {
     return;
   }
-  (w->prev != nullptr ? w->prev->next : FutureAccess::waiters_head(f)) = w->next;
-  (w->next != nullptr ? w->next->prev : FutureAccess::waiters_tail(f)) = w->prev;
-  w->prev = w->next = nullptr;
+  FutureAccess::waiters(f).remove(w);
   w->linked = false;
 }
 
@@ -233,7 +224,7 @@ bool run_inline(TaskCore* self, TaskCore* child) {
   if (room < inline_stack_reserve(f)) {
     return false;
   }
-  if (!Worker::try_claim(child)) {
+  if (!LocalQueue::try_claim(child)) {
     return false;
   }
   // Only entries pushed as claimable (not started) can be claimed, so this

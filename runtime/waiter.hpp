@@ -34,9 +34,12 @@ struct Waiter {
   // The fiber-owning task to wake; nullptr for a plain thread, which sleeps
   // on `state` with a futex.
   TaskCore* root = nullptr;
-  Waiter* prev = nullptr;  // future waiter list links, under the future's lock
+  // The future's waiter list links (intrusive_list.hpp), under the future's
+  // lock; after publish() takes the list, `next` chains the winners it
+  // wakes (future.cpp).
+  Waiter* prev = nullptr;
   Waiter* next = nullptr;
-  bool linked = false;
+  bool linked = false;  // in the future's waiter list; under the future's lock
   std::atomic<std::uint32_t> state{kArmed};
 
   [[nodiscard]] bool try_fire() noexcept {

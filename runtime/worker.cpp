@@ -8,6 +8,13 @@
 //     jump per task switch — and only falls back to the scheduler context
 //     when its worker has no local work, or every kMaintenanceInterval picks
 //     so that the injection queue and timers are never starved.
+//
+// The file follows where a worker looks for work: the LIFO slot and the
+// local queue (next_local; the queue itself, its claims and its stealing are
+// local_queue.{hpp,cpp}), the injection queue (take_injected), stealing
+// (search, spin_then_search), timers (fire_timers), then parking (park).
+// find_work() strings them together, timers and one injected task first
+// (fairness, see there); fibers come last.
 #include "worker.hpp"
 
 #include <cstddef>
@@ -37,33 +44,6 @@ namespace {
 // inlined TLS access could be hoisted across the switch (DESIGN.md hazards).
 thread_local Worker* t_worker = nullptr;
 
-// Queue slot encoding (TaskCore::queue_slot_): where a not-yet-started task
-// waits, so that try_claim() can find it.
-//   bit 63       in the worker's overflow list (else in its ring)
-//   bits 32..62  worker index + 1 (0: not in a local queue)
-//   bits 0..31   ring index
-constexpr std::uint64_t kInOverflow = std::uint64_t{1} << 63;
-constexpr std::uint64_t ring_slot(unsigned worker, std::uint32_t index) {
-  return (static_cast<std::uint64_t>(worker + 1) << 32) | index;
-}
-constexpr std::uint64_t overflow_slot(unsigned worker) {
-  return kInOverflow | (static_cast<std::uint64_t>(worker + 1) << 32);
-}
-// The encoding, as try_claim() decodes it ((slot >> 32) & 0x7fffffff):
-// the largest worker index and ring index come back intact, and bit 63
-// is set for the overflow list only.
-static_assert(kInOverflow == std::uint64_t{1} << 63, "bit 63 marks the overflow list");
-static_assert(((ring_slot(Scheduler::kMaxWorkers - 1, 0xffffffffu) >> 32) & 0x7fffffffu) ==
-                      Scheduler::kMaxWorkers &&
-                  static_cast<std::uint32_t>(ring_slot(Scheduler::kMaxWorkers - 1, 0xffffffffu)) ==
-                      0xffffffffu &&
-                  (ring_slot(Scheduler::kMaxWorkers - 1, 0xffffffffu) & kInOverflow) == 0,
-              "ring slot: worker + 1 in bits 32..62, ring index in 0..31, bit 63 clear");
-static_assert(((overflow_slot(Scheduler::kMaxWorkers - 1) >> 32) & 0x7fffffffu) ==
-                      Scheduler::kMaxWorkers &&
-                  (overflow_slot(Scheduler::kMaxWorkers - 1) & kInOverflow) != 0,
-              "overflow slot: worker + 1 in bits 32..62, bit 63 set");
-
 Fiber* fiber_of(Context* ctx) {
   return reinterpret_cast<Fiber*>(reinterpret_cast<char*>(ctx) - offsetof(Fiber, ctx));
 }
@@ -77,7 +57,10 @@ Worker* Worker::current() noexcept {
 }
 
 Worker::Worker(Scheduler& sched, unsigned index)
-    : sched_(sched), index_(index), rng_(0x9e3779b9u * (index + 1)) {}
+    : sched_(sched),
+      index_(index),
+      queue_(index, counters_.overflowed),
+      rng_(0x9e3779b9u * (index + 1)) {}
 
 Worker::~Worker() { drain_fibers(); }
 
@@ -111,67 +94,13 @@ std::uint64_t Worker::take_id() noexcept {
 }
 
 // ---------------------------------------------------------------------------
-// Local queues (owner thread)
+// Local queues (owner thread; local_queue.hpp)
 // ---------------------------------------------------------------------------
 
-bool Worker::try_ring_push(TaskCore* t) {
-  // Only a task nobody has started can be claimed (to run inline). We own
-  // `t` here, so a relaxed look at its flags is current.
-  const bool claimable = !(FutureAccess::word(t).load(std::memory_order_relaxed) & kStarted);
-  std::uint32_t index = ring_.tail_index();
-  if (claimable) {
-    // Published before the entry so that a claimer that finds the entry
-    // also finds where it is; a stale slot only makes a claim fail.
-    TaskAccess::queue_slot(t).store(ring_slot(index_, index), std::memory_order_relaxed);
-  }
-  std::uint32_t got;
-  if (!ring_.push_back(t, claimable, &got)) {
-    return false;
-  }
-  SPINDLE_ASSERT(got == index, "run queue index moved under its owner");
-  return true;
-}
-
-void Worker::ring_push(TaskCore* t) {
-  if (!try_ring_push(t)) {
-    push_overflow(t);
-  }
-}
-
-void Worker::push_local(TaskCore* t) {
-  // FIFO across ring and overflow: while the overflow holds anything, new
-  // work goes behind it.
-  if (overflow_len_.load(std::memory_order_relaxed) != 0) {
-    push_overflow(t);
-  } else {
-    ring_push(t);
-  }
-}
-
-void Worker::push_overflow(TaskCore* t) {
-  SpinGuard g(overflow_lock_);
-  TaskAccess::overflow_next(t) = nullptr;
-  TaskAccess::overflow_prev(t) = overflow_tail_;
-  if (overflow_tail_ != nullptr) {
-    TaskAccess::overflow_next(overflow_tail_) = t;
-  } else {
-    overflow_head_ = t;
-  }
-  overflow_tail_ = t;
-  TaskAccess::queue_slot(t).store(overflow_slot(index_), std::memory_order_relaxed);
-  // relaxed: read by the owner as a hint and by the idle re-check after a
-  // seq_cst fence; the list itself is guarded by the lock.
-  overflow_len_.store(overflow_len_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  counters_.bump(counters_.overflowed);
-}
+void Worker::push_local(TaskCore* t) { queue_.push(t); }
 
 void Worker::push_woken(TaskCore* t) {
-  // acq_rel: the monitor may take the slot's task (rescue_lifo); the
-  // exchange gives the task to exactly one of us.
-  TaskCore* prev = lifo_.exchange(t, std::memory_order_acq_rel);
-  if (prev != nullptr) {
-    push_local(prev);
-  }
+  queue_.push_lifo(t);
   sched_.notify_work_local();
 }
 
@@ -179,45 +108,11 @@ bool Worker::rescue_lifo(TaskCore* expected) {
   // The monitor saw `expected` sit in the slot while this worker ran the
   // same task for a whole sampling period: take it out (the CAS decides
   // against the owner picking it meanwhile) and let any worker run it.
-  if (!lifo_.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel,
-                                     std::memory_order_relaxed)) {
+  if (!queue_.rescue_lifo(expected)) {
     return false;
   }
   sched_.submit_remote(expected);
   return true;
-}
-
-TaskCore* Worker::refill_from_overflow() {
-  {
-    SpinGuard g(overflow_lock_);
-    std::uint32_t moved = 0;
-    while (overflow_head_ != nullptr && moved < kRingCapacity / 2) {
-      // Unlink first: once in the ring, the task belongs to whoever takes it
-      // (a thief may move it into its own overflow list, a claimer may run
-      // and free it), so its links must not be touched after the push.
-      TaskCore* t = overflow_head_;
-      TaskCore* next = TaskAccess::overflow_next(t);
-      TaskAccess::overflow_next(t) = TaskAccess::overflow_prev(t) = nullptr;
-      // The ring is empty, but a stealer may still be copying out of it and
-      // hold up to half its slots: stop when it is full. (Never fall back to
-      // push_overflow here: we hold the overflow lock.)
-      if (!try_ring_push(t)) {
-        TaskAccess::overflow_next(t) = next;  // still the head: relink
-        TaskAccess::queue_slot(t).store(overflow_slot(index_), std::memory_order_relaxed);
-        break;
-      }
-      overflow_head_ = next;
-      if (next != nullptr) {
-        TaskAccess::overflow_prev(next) = nullptr;
-      } else {
-        overflow_tail_ = nullptr;
-      }
-      ++moved;
-    }
-    overflow_len_.store(overflow_len_.load(std::memory_order_relaxed) - moved,
-                        std::memory_order_relaxed);
-  }
-  return ring_.pop_front();
 }
 
 TaskCore* Worker::next_local(bool from_fiber) {
@@ -229,14 +124,13 @@ TaskCore* Worker::next_local(bool from_fiber) {
       return nullptr;  // let the scheduler context look at timers and injections
     }
   }
+  // The LIFO slot first, then the ring, then the overflow (INV-LQ2).
   TaskCore* t = nullptr;
-  if (lifo_.load(std::memory_order_relaxed) != nullptr) {
-    // acquire: pairs with push_woken's exchange (and the monitor's rescue).
-    TaskCore* l = lifo_.exchange(nullptr, std::memory_order_acquire);
-    if (l != nullptr && lifo_streak_ < kMaxLifoStreak) {
+  if (TaskCore* l = queue_.take_lifo()) {
+    if (lifo_streak_ < kMaxLifoStreak) {
       t = l;
       ++lifo_streak_;
-    } else if (l != nullptr) {
+    } else {
       // Two tasks waking each other through the slot would starve the
       // queue: send the slot's task to the back of the line.
       push_local(l);
@@ -244,10 +138,7 @@ TaskCore* Worker::next_local(bool from_fiber) {
   }
   if (t == nullptr) {
     lifo_streak_ = 0;
-    t = ring_.pop_front();
-    if (t == nullptr && overflow_len_.load(std::memory_order_relaxed) != 0) {
-      t = refill_from_overflow();
-    }
+    t = queue_.pop();
     if (t == nullptr) {
       return nullptr;
     }
@@ -264,91 +155,6 @@ void Worker::note_pick(TaskCore* t) {
   }
   // relaxed: the monitor reads it under every registry lock (INV-R1).
   running_.store(t, std::memory_order_relaxed);
-}
-
-bool Worker::has_stealable_work() const noexcept {
-  return !ring_.empty() || overflow_len_.load(std::memory_order_relaxed) != 0;
-}
-
-std::size_t Worker::queued() const noexcept {
-  return ring_.len() + overflow_len_.load(std::memory_order_relaxed) +
-         (lifo_.load(std::memory_order_relaxed) != nullptr);
-}
-
-// ---------------------------------------------------------------------------
-// Claiming a queued task to run it inline (any thread)
-// ---------------------------------------------------------------------------
-
-bool Worker::try_claim(TaskCore* t) {
-  std::uint64_t slot = TaskAccess::queue_slot(t).load(std::memory_order_acquire);
-  unsigned w = static_cast<unsigned>((slot >> 32) & 0x7fffffffu);
-  Scheduler* sched = TaskAccess::sched(t);
-  if (w == 0 || sched == nullptr || w > sched->num_workers()) {
-    return false;  // in the injection queue, or nowhere we can reach
-  }
-  Worker& owner = sched->worker(w - 1);
-  if (slot & kInOverflow) {
-    SpinGuard g(owner.overflow_lock_);
-    if (TaskAccess::queue_slot(t).load(std::memory_order_relaxed) != slot) {
-      return false;  // moved on while we took the lock
-    }
-    TaskCore* prev = TaskAccess::overflow_prev(t);
-    TaskCore* next = TaskAccess::overflow_next(t);
-    (prev != nullptr ? TaskAccess::overflow_next(prev) : owner.overflow_head_) = next;
-    (next != nullptr ? TaskAccess::overflow_prev(next) : owner.overflow_tail_) = prev;
-    TaskAccess::overflow_next(t) = TaskAccess::overflow_prev(t) = nullptr;
-    TaskAccess::queue_slot(t).store(0, std::memory_order_relaxed);
-    owner.overflow_len_.store(owner.overflow_len_.load(std::memory_order_relaxed) - 1,
-                              std::memory_order_relaxed);
-    return true;
-  }
-  std::uint32_t index = static_cast<std::uint32_t>(slot);
-  if (!owner.ring_.try_claim(index, t)) {
-    return false;
-  }
-  if (current() == &owner) {
-    owner.ring_.reclaim_tail_holes();
-  }
-  return true;
-}
-
-// ---------------------------------------------------------------------------
-// Stealing (victim side runs on the thief's thread)
-// ---------------------------------------------------------------------------
-
-std::uint32_t Worker::steal_into(Worker& thief) {
-  std::uint32_t moved =
-      ring_.steal_into([&](TaskCore* t, bool) { thief.push_local(t); }, kRingCapacity / 2);
-  if (moved != 0 || overflow_len_.load(std::memory_order_relaxed) == 0) {
-    return moved;
-  }
-  // The ring is empty but the owner (busy in a long task) has overflow: take
-  // half of it. Collected first, pushed after unlocking, so two workers
-  // stealing from each other never hold both overflow locks.
-  TaskCore* batch[kRingCapacity / 2];
-  std::uint32_t n = 0;
-  {
-    SpinGuard g(overflow_lock_);
-    std::size_t len = overflow_len_.load(std::memory_order_relaxed);
-    std::size_t want = len - len / 2;
-    while (overflow_head_ != nullptr && n < want && n < kRingCapacity / 2) {
-      TaskCore* t = overflow_head_;
-      overflow_head_ = TaskAccess::overflow_next(t);
-      if (overflow_head_ != nullptr) {
-        TaskAccess::overflow_prev(overflow_head_) = nullptr;
-      } else {
-        overflow_tail_ = nullptr;
-      }
-      TaskAccess::overflow_next(t) = TaskAccess::overflow_prev(t) = nullptr;
-      TaskAccess::queue_slot(t).store(0, std::memory_order_relaxed);
-      batch[n++] = t;
-    }
-    overflow_len_.store(len - n, std::memory_order_relaxed);
-  }
-  for (std::uint32_t i = 0; i < n; ++i) {
-    thief.push_local(batch[i]);
-  }
-  return n;
 }
 
 // ---------------------------------------------------------------------------
@@ -467,7 +273,7 @@ TaskCore* Worker::search() {
     if (v == index_) {
       continue;
     }
-    std::uint32_t got = sched_.worker(v).steal_into(*this);
+    std::uint32_t got = sched_.worker(v).local_queue().steal_into(queue_);
     if (got != 0) {
       counters_.bump(counters_.steals);
       counters_.bump(counters_.stolen, got);
@@ -496,6 +302,33 @@ TaskCore* Worker::spin_then_search() {
     }
   } while (now_ns() < deadline);
   return nullptr;
+}
+
+void Worker::fire_timers() {
+  if (sched_.earliest_deadline() == TimerWheel::kNever) {
+    return;
+  }
+  std::int64_t now = now_ns();
+  // Our own wheel and any other worker's overdue one (its owner may be busy
+  // in a long task).
+  thread_local std::vector<Waiter*> wake;
+  thread_local std::vector<TimerEntry*> callbacks;
+  std::size_t fired = 0;
+  for (unsigned i = 0; i < sched_.num_workers(); ++i) {
+    TimerWheel& h = sched_.worker((index_ + i) % sched_.num_workers()).timers();
+    if (h.next_deadline() <= now) {
+      fired += h.take_due(now, wake, callbacks);
+    }
+  }
+  counters_.bump(counters_.timers_fired, fired);
+  for (Waiter* w : wake) {
+    wake_waiter_owner(w, /*lifo=*/false);  // due together: resume in deadline order
+  }
+  wake.clear();
+  for (TimerEntry* e : callbacks) {
+    e->on_fire(e);
+  }
+  callbacks.clear();
 }
 
 void Worker::park() {
@@ -543,33 +376,6 @@ void Worker::park() {
   if (!idle.unpark_worker_by_id(index_)) {
     searching_ = true;
   }
-}
-
-void Worker::fire_timers() {
-  if (sched_.earliest_deadline() == TimerWheel::kNever) {
-    return;
-  }
-  std::int64_t now = now_ns();
-  // Our own wheel and any other worker's overdue one (its owner may be busy
-  // in a long task).
-  thread_local std::vector<Waiter*> wake;
-  thread_local std::vector<TimerEntry*> callbacks;
-  std::size_t fired = 0;
-  for (unsigned i = 0; i < sched_.num_workers(); ++i) {
-    TimerWheel& h = sched_.worker((index_ + i) % sched_.num_workers()).timers();
-    if (h.next_deadline() <= now) {
-      fired += h.take_due(now, wake, callbacks);
-    }
-  }
-  counters_.bump(counters_.timers_fired, fired);
-  for (Waiter* w : wake) {
-    wake_waiter_owner(w, /*lifo=*/false);  // due together: resume in deadline order
-  }
-  wake.clear();
-  for (TimerEntry* e : callbacks) {
-    e->on_fire(e);
-  }
-  callbacks.clear();
 }
 
 // ---------------------------------------------------------------------------

@@ -7,13 +7,12 @@
 #include <cstdint>
 #include <thread>
 
-#include <spindle/detail/spin_lock.hpp>
 #include <spindle/runtime.hpp>
 
 #include "context.hpp"
 #include "fiber.hpp"
+#include "local_queue.hpp"
 #include "parker.hpp"
-#include "run_queue.hpp"
 #include "timer.hpp"
 
 namespace spindle::detail {
@@ -56,7 +55,7 @@ struct WorkerCounters {
 
 class Worker {
  public:
-  static constexpr std::uint32_t kRingCapacity = 256;
+  static constexpr std::uint32_t kRingCapacity = LocalQueue::kRingCapacity;
   // Every kMaintenanceInterval picks the worker goes through its scheduler
   // context: injection queue and timers get their turn (Go uses 61).
   static constexpr std::uint32_t kMaintenanceInterval = 61;
@@ -99,6 +98,7 @@ class Worker {
     return parked_until_.load(std::memory_order_seq_cst);
   }
   WorkerCounters& counters() noexcept { return counters_; }
+  LocalQueue& local_queue() noexcept { return queue_; }
   std::uint64_t ticks() const noexcept { return ticks_.load(std::memory_order_relaxed); }
   // The root task this worker picked and is running, or nullptr (INV-R1 in
   // registry.hpp says when another thread may look at it).
@@ -129,20 +129,15 @@ class Worker {
   }
 
   // --- any thread --------------------------------------------------------
-  // Takes a not-yet-started task out of the queue it waits in, so the
-  // caller may run it inline. False if it is not there (any more).
-  static bool try_claim(TaskCore* t);
   // The monitor's view of the LIFO slot, and its rescue of a task stuck
-  // there behind a worker that does not come back to pick (any thread).
-  TaskCore* lifo_peek() const noexcept { return lifo_.load(std::memory_order_acquire); }
+  // there behind a worker that does not come back to pick (any thread):
+  // the rescued task goes to the injection queue.
+  TaskCore* lifo_peek() const noexcept { return queue_.lifo_peek(); }
   bool rescue_lifo(TaskCore* expected);
   // Is there work another worker could take (ring or overflow)?
-  bool has_stealable_work() const noexcept;
-  std::size_t queued() const noexcept;
+  bool has_stealable_work() const noexcept { return queue_.has_stealable_work(); }
 
   // --- scheduler side ----------------------------------------------------
-  // Moves about half of this worker's queued tasks to `thief`.
-  std::uint32_t steal_into(Worker& thief);
   // Drops every queued task's entry (shutdown, after all tasks finished).
   void drain_fibers();
 
@@ -151,7 +146,6 @@ class Worker {
   void thread_main();
   TaskCore* find_work();
   TaskCore* next_local(bool from_fiber);
-  TaskCore* refill_from_overflow();
   void note_pick(TaskCore* t);
   TaskCore* take_injected(bool batch);
   TaskCore* search();
@@ -163,21 +157,17 @@ class Worker {
   Fiber* fiber_for(TaskCore* t);
   Fiber* fresh_fiber_for(TaskCore* t);
   void run_root(Fiber* f, TaskCore* t);
-  void push_overflow(TaskCore* t);
-  void ring_push(TaskCore* t);
-  bool try_ring_push(TaskCore* t);
   std::uint32_t next_random() noexcept;
 
   Scheduler& sched_;
   const unsigned index_;
   std::thread thread_;
 
-  alignas(64) RunQueue<TaskCore, kRingCapacity> ring_;
+  // The LIFO slot, the ring and the overflow list (local_queue.hpp).
+  alignas(64) LocalQueue queue_;
 
   // Owner-only scheduling state.
-  // Owner-only but for the monitor's rescue (rescue_lifo), hence atomic.
-  alignas(64) std::atomic<TaskCore*> lifo_{nullptr};
-  std::uint32_t lifo_streak_ = 0;
+  alignas(64) std::uint32_t lifo_streak_ = 0;
   Fiber* current_fiber_ = nullptr;
   PostAction post_ = PostAction::kNone;
   void* post_arg_ = nullptr;
@@ -191,13 +181,6 @@ class Worker {
   std::uint32_t maintenance_countdown_ = kMaintenanceInterval;
   std::atomic<std::uint64_t> ticks_{0};
   std::atomic<TaskCore*> running_{nullptr};  // for the slow-task monitor (INV-R1)
-
-  // Overflow: FIFO of tasks that did not fit in the ring; newer than every
-  // ring entry. Any thread may take from it under the lock.
-  alignas(64) mutable SpinLock overflow_lock_;
-  TaskCore* overflow_head_ = nullptr;
-  TaskCore* overflow_tail_ = nullptr;
-  std::atomic<std::size_t> overflow_len_{0};
 
   alignas(64) Parker parker_;
   std::atomic<std::int64_t> parked_until_{kAwake};  // INV-TK1

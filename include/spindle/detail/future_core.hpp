@@ -47,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "intrusive_list.hpp"
 #include "spin_lock.hpp"
 
 namespace spindle::detail {
@@ -198,8 +199,7 @@ class FutureCore {
   const bool is_task_;
   mutable std::atomic<bool> retrieved_{false};
   std::uint16_t value_offset_ = 0;
-  Waiter* waiters_head_ SPINDLE_GUARDED_BY(lock_) = nullptr;
-  Waiter* waiters_tail_ SPINDLE_GUARDED_BY(lock_) = nullptr;
+  IntrusiveList<Waiter> waiters_ SPINDLE_GUARDED_BY(lock_);       // oldest first (INV-F3)
   CallbackEntry* callbacks_ SPINDLE_GUARDED_BY(lock_) = nullptr;  // newest first
   std::exception_ptr error_;  // written by the completer before publish (INV-F2)
 };

@@ -63,61 +63,56 @@
 
 #include "../future.hpp"
 #include "future_core.hpp"
+#include "intrusive_list.hpp"
 #include "spin_lock.hpp"
 
 namespace spindle::detail {
 
 struct WaitNode {
-  Future<void> fut;  // allocated when the node is made: only on a blocking path
-  WaitNode* prev = nullptr;
+  Future<void> fut;          // allocated when the node is made: only on a blocking path
+  WaitNode* prev = nullptr;  // WaitList links (intrusive_list.hpp), under the primitive's lock
   WaitNode* next = nullptr;
   bool linked = false;   // in a WaitList (under the primitive's lock)
   bool granted = false;  // a granter claimed `fut` (under the primitive's lock)
 };
 
-// An intrusive doubly linked FIFO of WaitNodes. Every method runs under the
-// owning primitive's lock (INV-L2).
+// An intrusive doubly linked FIFO of WaitNodes, with each node's `linked`
+// flag and a count. Every method runs under the owning primitive's lock
+// (INV-L2).
 class WaitList {
  public:
-  bool empty() const noexcept { return head_ == nullptr; }
+  bool empty() const noexcept { return list_.empty(); }
   std::size_t size() const noexcept { return size_; }
   void push_back(WaitNode* n) noexcept {
-    n->prev = tail_;
-    n->next = nullptr;
-    (tail_ != nullptr ? tail_->next : head_) = n;
-    tail_ = n;
+    list_.push_back(n);
     n->linked = true;
     ++size_;
   }
   void push_front(WaitNode* n) noexcept {
-    n->prev = nullptr;
-    n->next = head_;
-    (head_ != nullptr ? head_->prev : tail_) = n;
-    head_ = n;
+    list_.push_front(n);
     n->linked = true;
     ++size_;
   }
+  // A node no longer linked (popped by a granter) is left alone.
   void remove(WaitNode* n) noexcept {
     if (!n->linked) {
       return;
     }
-    (n->prev != nullptr ? n->prev->next : head_) = n->next;
-    (n->next != nullptr ? n->next->prev : tail_) = n->prev;
-    n->prev = n->next = nullptr;
+    list_.remove(n);
     n->linked = false;
     --size_;
   }
   WaitNode* pop_front() noexcept {
-    WaitNode* n = head_;
+    WaitNode* n = list_.pop_front();
     if (n != nullptr) {
-      remove(n);
+      n->linked = false;
+      --size_;
     }
     return n;
   }
 
  private:
-  WaitNode* head_ = nullptr;
-  WaitNode* tail_ = nullptr;
+  IntrusiveList<WaitNode> list_;
   std::size_t size_ = 0;
 };
 
