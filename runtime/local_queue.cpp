@@ -193,9 +193,14 @@ bool LocalQueue::claim(TaskCore* t, std::uint64_t slot) {
   SPINDLE_ASSERT(slot_worker(slot) == index_ + 1, "claim: the slot names another queue");
   if (slot & kInOverflow) {
     SpinGuard g(overflow_.lock());
-    // INV-LQ3: the re-read decides; relaxed, under the lock.
-    if (TaskAccess::queue_slot(t).load(std::memory_order_relaxed) != slot) {
-      return false;  // moved on while we took the lock
+    // INV-LQ3: the re-read decides, with the started flag: the caller's
+    // "not started" was read before the lock and may be stale, and a
+    // started task keeps the overflow slot it was last queued with. Under
+    // the lock it is not: a task queued here after it started was queued
+    // under this lock, after its start. relaxed: under the lock; the
+    // started flag's load is acquire (task_state.hpp).
+    if (TaskAccess::queue_slot(t).load(std::memory_order_relaxed) != slot || task_started(t)) {
+      return false;  // moved on, or ran, while we took the lock
     }
     overflow_.remove(t);
     TaskAccess::queue_slot(t).store(0, std::memory_order_relaxed);  // INV-LQ3, under the lock

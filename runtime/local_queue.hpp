@@ -54,9 +54,13 @@
 //            linked, set to 0 under it when a stealer or claimer unlinks it,
 //            and replaced by the ring slot under it when refill moves the
 //            task into the ring; the claim re-reads it under the lock. A task
-//            already started (not claimable) keeps whatever slot it had:
-//            claimers never ask for one (run_inline() checks first), and its
-//            ring entry carries no claim tag.
+//            already started (not claimable) keeps whatever slot it had,
+//            even an overflow slot after a refill moved it into the ring:
+//            its ring entry carries no claim tag, and an overflow claim
+//            re-checks the started flag under the lock, where it cannot be
+//            stale (a task queued into the overflow after its start was
+//            queued under that lock). run_inline()'s own check, before the
+//            lock, is only a shortcut: it may read "not started" late.
 //   INV-LQ4  Overflow locks nest with nothing: a steal collects its batch
 //            under the victim's lock and pushes it after unlocking (two
 //            workers stealing from each other never hold both), and refill,

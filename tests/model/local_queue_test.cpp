@@ -195,6 +195,39 @@ TEST(LocalQueueModel, StartedTasksAreNotClaimable) {
   EXPECT_EQ(q.pop(), nullptr);
 }
 
+// A claimer checks "not started" before it reads the slot and takes the
+// overflow lock (run_inline()); that check may be stale by then: the task
+// ran, was queued again into the overflow (which stores an overflow slot for
+// a started task too), and maybe moved on into the ring (which keeps that
+// slot). Under the lock the claim must see that the task started and fail:
+// unlinking it would run a started task inline, or unlink a task that is not
+// in the list and lose the list's tasks.
+TEST(LocalQueueModel, AStaleClaimOfAStartedTaskInTheOverflowFails) {
+  Records r(kRing + 2);
+  Queue w(0);
+  LocalQueue& q = *w.q;
+  for (std::uint32_t i = 0; i < kRing; ++i) {
+    q.push(r.core(i));
+  }
+  TaskCore* ran = r.core(kRing);
+  TaskCore* behind = r.core(kRing + 1);
+  mark_started(ran);
+  q.push(ran);  // the ring is full: into the overflow
+  q.push(behind);
+  const std::uint64_t slot = LocalQueue::slot_of(ran);
+  ASSERT_NE(slot & LocalQueue::kInOverflow, 0u);
+  EXPECT_FALSE(q.claim(ran, slot)) << "claimed a started task out of the overflow";
+  // Drain the ring; the refill moves `ran` into the ring, keeping its slot.
+  for (std::uint32_t i = 0; i < kRing; ++i) {
+    ASSERT_EQ(id_of(q.pop()), i);
+  }
+  EXPECT_EQ(id_of(q.pop()), kRing);
+  EXPECT_FALSE(q.claim(behind, slot)) << "a slot naming another task's old place claimed";
+  EXPECT_FALSE(q.claim(ran, slot)) << "claimed a started task the overflow no longer holds";
+  EXPECT_EQ(id_of(q.pop()), kRing + 1) << "a stale claim broke the queue";
+  EXPECT_EQ(q.pop(), nullptr);
+}
+
 TEST(LocalQueueModel, ClaimFromTheOverflowHeadMiddleAndTail) {
   const std::size_t n = kRing + 5;
   Records r(n);
