@@ -8,9 +8,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 fix=0
 if [ "${1:-}" = --fix ]; then fix=1; shift; fi
 tool="${1:-clang-format-14}"
-# A git checkout lists its tracked files; an unpacked tarball has no .git.
+# A git checkout lists its tracked files and new ones it does not ignore; an
+# unpacked tarball has no .git.
 if [ -d .git ] || [ -f .git ]; then
-  mapfile -t files < <(git ls-files '*.cpp' '*.hpp' '*.h' '*.cc')
+  mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.cpp' '*.hpp' '*.h' '*.cc')
 else
   mapfile -t files < <(find . -path ./build -prune -o \
     \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' -o -name '*.cc' \) -print | sort)
