@@ -292,6 +292,12 @@ TaskCore* Worker::spin_then_search() {
   // and the sleeper tens of microseconds. Only searchers spin, and at most
   // half the workers search (idle.hpp INV-I2), so spinning never takes every
   // core.
+  const unsigned n = sched_.num_workers();
+  lifo_seen_.resize(n);
+  for (unsigned v = 0; v < n; ++v) {
+    Worker& o = sched_.worker(v);
+    lifo_seen_[v] = LifoSeen{o.ticks(), o.lifo_peek()};
+  }
   const std::int64_t deadline = now_ns() + kSpinBudgetNs;
   do {
     for (int i = 0; i < 32; ++i) {
@@ -301,6 +307,31 @@ TaskCore* Worker::spin_then_search() {
       return search();
     }
   } while (now_ns() < deadline);
+  return take_stuck_lifo();
+}
+
+// The LIFO slot is not stealable: a woken task waits there for the task
+// that woke it to suspend. When that task runs on instead, the woken one
+// would wait for the monitor's rescue (one to two 10 ms periods). A
+// searcher that saw the same task in a worker's slot, and that worker pick
+// nothing, for its whole spin (kSpinBudgetNs) takes the task over, as Go
+// steals runnext from a P that keeps running (after ~3 us). The rescue's
+// CAS decides against the owner taking it meanwhile, as for the monitor
+// (local_queue.hpp INV-LQ1), so the test of "stuck" only decides whether
+// to try: taking a runnable task is safe whenever the CAS wins.
+TaskCore* Worker::take_stuck_lifo() {
+  for (unsigned v = 0; v < lifo_seen_.size(); ++v) {
+    if (v == index_) {
+      continue;
+    }
+    Worker& o = sched_.worker(v);
+    TaskCore* t = o.lifo_peek();
+    if (t != nullptr && t == lifo_seen_[v].task && o.ticks() == lifo_seen_[v].ticks &&
+        o.local_queue().rescue_lifo(t)) {
+      counters_.bump(counters_.lifo_steals);
+      return t;
+    }
+  }
   return nullptr;
 }
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <thread>
+#include <vector>
 
 #include <spindle/runtime.hpp>
 
@@ -150,6 +151,7 @@ class Worker {
   TaskCore* take_injected(bool batch);
   TaskCore* search();
   TaskCore* spin_then_search();
+  TaskCore* take_stuck_lifo();
   void park();
   void fire_timers();
   void run_post_action();
@@ -179,6 +181,13 @@ class Worker {
   std::uint32_t rng_;
   std::uint64_t next_id_ = 0, id_limit_ = 0;
   std::uint32_t maintenance_countdown_ = kMaintenanceInterval;
+  // What spin_then_search() saw in each worker's LIFO slot, with that
+  // worker's pick count, when its spin began (owner thread only).
+  struct LifoSeen {
+    std::uint64_t ticks = 0;
+    TaskCore* task = nullptr;
+  };
+  std::vector<LifoSeen> lifo_seen_;
   std::atomic<std::uint64_t> ticks_{0};
   std::atomic<TaskCore*> running_{nullptr};  // for the slow-task monitor (INV-R1)
 
