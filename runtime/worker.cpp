@@ -329,6 +329,7 @@ TaskCore* Worker::take_stuck_lifo() {
     if (t != nullptr && t == lifo_seen_[v].task && o.ticks() == lifo_seen_[v].ticks &&
         o.local_queue().rescue_lifo(t)) {
       counters_.bump(counters_.lifo_steals);
+      note_pick(t);  // as every task find_work() returns
       return t;
     }
   }

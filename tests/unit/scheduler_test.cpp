@@ -151,6 +151,9 @@ TEST(Scheduler, AWokenTaskIsTakenFromBehindABusyWaker) {
       auto woken = spindle::spawn([go, &ran]() mutable {
         go.get();
         ran.store(true);
+        // Taken over, it is a task like any other: it suspends and resumes.
+        spindle::sleep(1ms);
+        spindle::yield();
       });
       spindle::testing::await_parked(woken);
       go.set_result();  // into this worker's LIFO slot; this task runs on
