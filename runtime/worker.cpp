@@ -65,6 +65,9 @@ Worker::Worker(Scheduler& sched, unsigned index)
 Worker::~Worker() { drain_fibers(); }
 
 void Worker::start() {
+  // Every worker exists by now; sized here, on the constructing thread, so
+  // that running out of memory fails the Runtime's constructor, not a worker.
+  lifo_seen_.assign(sched_.num_workers(), LifoSeen{});
   if (fault::should_fail(fault::Site::kThread)) {
     throw std::system_error(EAGAIN, std::generic_category(), "spindle: cannot start a worker");
   }
@@ -292,9 +295,7 @@ TaskCore* Worker::spin_then_search() {
   // and the sleeper tens of microseconds. Only searchers spin, and at most
   // half the workers search (idle.hpp INV-I2), so spinning never takes every
   // core.
-  const unsigned n = sched_.num_workers();
-  lifo_seen_.resize(n);
-  for (unsigned v = 0; v < n; ++v) {
+  for (unsigned v = 0; v < lifo_seen_.size(); ++v) {
     Worker& o = sched_.worker(v);
     lifo_seen_[v] = LifoSeen{o.ticks(), o.lifo_peek()};
   }

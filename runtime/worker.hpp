@@ -181,13 +181,6 @@ class Worker {
   std::uint32_t rng_;
   std::uint64_t next_id_ = 0, id_limit_ = 0;
   std::uint32_t maintenance_countdown_ = kMaintenanceInterval;
-  // What spin_then_search() saw in each worker's LIFO slot, with that
-  // worker's pick count, when its spin began (owner thread only).
-  struct LifoSeen {
-    std::uint64_t ticks = 0;
-    TaskCore* task = nullptr;
-  };
-  std::vector<LifoSeen> lifo_seen_;
   std::atomic<std::uint64_t> ticks_{0};
   std::atomic<TaskCore*> running_{nullptr};  // for the slow-task monitor (INV-R1)
 
@@ -198,6 +191,15 @@ class Worker {
   // timer wheel's next deadline just above it each time they look for work
   // (sharing a line cost a searching worker ~17% of a 2-worker yield run).
   alignas(64) WorkerCounters counters_;
+
+  // What spin_then_search() saw in each worker's LIFO slot, with that
+  // worker's pick count, when its spin began (owner thread only; sized by
+  // start()). Last: read only by a searcher, it stays off the hot lines.
+  struct LifoSeen {
+    std::uint64_t ticks = 0;
+    TaskCore* task = nullptr;
+  };
+  std::vector<LifoSeen> lifo_seen_;
 };
 
 }  // namespace spindle::detail
