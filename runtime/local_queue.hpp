@@ -13,9 +13,11 @@
 //            owner and other stealers; it pushes into its own queue (it is
 //            that queue's owner).
 //   claimer  try_claim(): any thread, concurrently with everything.
-//   monitor  lifo_peek(), rescue_lifo(): the slow-task monitor's thread.
+//   rescuer  lifo_peek(), rescue_lifo(): the slow-task monitor's thread, and
+//            a searching worker that found the slot's task stuck behind a
+//            busy owner (Worker::take_stuck_lifo).
 //   anyone   has_stealable_work(), queued(), overflow_len(): approximate.
-// Per field: lifo_ is written by the owner and emptied by the monitor's CAS;
+// Per field: lifo_ is written by the owner and emptied by a rescuer's CAS;
 // the ring's roles are run_queue.hpp's; the overflow list, its tasks' links
 // and len_'s writes are under the overflow lock; TaskCore::queue_slot_ is
 // written by the thread that queues or takes the task (INV-LQ3).
@@ -81,7 +83,7 @@
 //                any, is push()ed
 //   take_lifo    owner: lifo_.load(relaxed) as a hint, exchange(nullptr,
 //                acquire)
-//   rescue_lifo  monitor: lifo_.compare_exchange(seen -> nullptr, acq_rel)
+//   rescue_lifo  rescuer: lifo_.compare_exchange(seen -> nullptr, acq_rel)
 //   pop          owner: ring pop_front; if empty and len_ != 0, refill under
 //                the lock (head -> ring, up to half a ring), then pop_front
 //   steal_into   stealer: ring steal_into(half); if it moved nothing and
@@ -103,7 +105,7 @@
 //     by it the task's one current entry, the right one to take (INV-LQ3).
 //     try_claim's first load is acquire, more than INV-LQ3 needs.
 //   - lifo_: acq_rel exchanges and CAS hand a task from one thread to the
-//     next (the owner to the monitor's rescue and back); take_lifo's acquire
+//     next (the owner to a rescuer and back); take_lifo's acquire
 //     pairs with push_lifo's release (and the rescue's).
 //
 // Rejected designs
@@ -239,11 +241,11 @@ class LocalQueue {
   }
   static constexpr std::uint64_t kInOverflow = std::uint64_t{1} << 63;
 
-  // --- monitor ----------------------------------------------------------
-  // The monitor's view of the LIFO slot, and its rescue of a task stuck
+  // --- rescuers (the monitor, a searching worker) -----------------------
+  // A rescuer's view of the LIFO slot, and its rescue of a task stuck
   // there behind an owner that does not come back to pick.
   TaskCore* lifo_peek() const noexcept {
-    // acquire: pairs with push_lifo's release; the monitor only compares the
+    // acquire: pairs with push_lifo's release; a rescuer only compares the
     // pointer, then rescues by CAS (INV-LQ1).
     return lifo_.load(std::memory_order_acquire);
   }
@@ -275,7 +277,7 @@ class LocalQueue {
 
   RunQueue<TaskCore, kRingCapacity> ring_;  // its words are cache-line aligned
 
-  // Owner-only but for the monitor's rescue (rescue_lifo), hence atomic.
+  // Owner-only but for a rescuer's CAS (rescue_lifo), hence atomic.
   alignas(64) std::atomic<TaskCore*> lifo_{nullptr};
   const unsigned index_;
   std::atomic<std::uint64_t>& overflowed_;

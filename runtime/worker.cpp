@@ -65,6 +65,9 @@ Worker::Worker(Scheduler& sched, unsigned index)
 Worker::~Worker() { drain_fibers(); }
 
 void Worker::start() {
+  // Every worker exists by now; sized here, on the constructing thread, so
+  // that running out of memory fails the Runtime's constructor, not a worker.
+  lifo_seen_.assign(sched_.num_workers(), LifoSeen{});
   if (fault::should_fail(fault::Site::kThread)) {
     throw std::system_error(EAGAIN, std::generic_category(), "spindle: cannot start a worker");
   }
@@ -292,6 +295,10 @@ TaskCore* Worker::spin_then_search() {
   // and the sleeper tens of microseconds. Only searchers spin, and at most
   // half the workers search (idle.hpp INV-I2), so spinning never takes every
   // core.
+  for (unsigned v = 0; v < lifo_seen_.size(); ++v) {
+    Worker& o = sched_.worker(v);
+    lifo_seen_[v] = LifoSeen{o.ticks(), o.lifo_peek()};
+  }
   const std::int64_t deadline = now_ns() + kSpinBudgetNs;
   do {
     for (int i = 0; i < 32; ++i) {
@@ -301,6 +308,32 @@ TaskCore* Worker::spin_then_search() {
       return search();
     }
   } while (now_ns() < deadline);
+  return take_stuck_lifo();
+}
+
+// The LIFO slot is not stealable: a woken task waits there for the task
+// that woke it to suspend. When that task runs on instead, the woken one
+// would wait for the monitor's rescue (one to two 10 ms periods). A
+// searcher that saw the same task in a worker's slot, and that worker pick
+// nothing, for its whole spin (kSpinBudgetNs) takes the task over, as Go
+// steals runnext from a P that keeps running (after ~3 us). The rescue's
+// CAS decides against the owner taking it meanwhile, as for the monitor
+// (local_queue.hpp INV-LQ1), so the test of "stuck" only decides whether
+// to try: taking a runnable task is safe whenever the CAS wins.
+TaskCore* Worker::take_stuck_lifo() {
+  for (unsigned v = 0; v < lifo_seen_.size(); ++v) {
+    if (v == index_) {
+      continue;
+    }
+    Worker& o = sched_.worker(v);
+    TaskCore* t = o.lifo_peek();
+    if (t != nullptr && t == lifo_seen_[v].task && o.ticks() == lifo_seen_[v].ticks &&
+        o.local_queue().rescue_lifo(t)) {
+      counters_.bump(counters_.lifo_steals);
+      note_pick(t);  // as every task find_work() returns
+      return t;
+    }
+  }
   return nullptr;
 }
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <thread>
+#include <vector>
 
 #include <spindle/runtime.hpp>
 
@@ -150,6 +151,7 @@ class Worker {
   TaskCore* take_injected(bool batch);
   TaskCore* search();
   TaskCore* spin_then_search();
+  TaskCore* take_stuck_lifo();
   void park();
   void fire_timers();
   void run_post_action();
@@ -189,6 +191,15 @@ class Worker {
   // timer wheel's next deadline just above it each time they look for work
   // (sharing a line cost a searching worker ~17% of a 2-worker yield run).
   alignas(64) WorkerCounters counters_;
+
+  // What spin_then_search() saw in each worker's LIFO slot, with that
+  // worker's pick count, when its spin began (owner thread only; sized by
+  // start()). Last: read only by a searcher, it stays off the hot lines.
+  struct LifoSeen {
+    std::uint64_t ticks = 0;
+    TaskCore* task = nullptr;
+  };
+  std::vector<LifoSeen> lifo_seen_;
 };
 
 }  // namespace spindle::detail

@@ -38,16 +38,17 @@ struct Options {
 // X(name) for each, in this order. WorkerStats declares them from it, and so
 // do the runtime's own counters and everything that copies, sums or prints
 // them, so a counter added here is carried everywhere.
-#define SPINDLE_WORKER_STATS(X)                                 \
-  X(spawned)      /* tasks spawned from this worker */          \
-  X(started)      /* tasks started on a fiber */                \
-  X(resumed)      /* suspended tasks resumed */                 \
-  X(inline_runs)  /* children run inline by an awaiting task */ \
-  X(steals)       /* successful steal operations */             \
-  X(stolen)       /* tasks taken by those steals */             \
-  X(injected)     /* tasks taken from the injection queue */    \
-  X(overflowed)   /* pushes that went to the overflow list */   \
-  X(parks)        /* times the worker went to sleep */          \
+#define SPINDLE_WORKER_STATS(X)                                    \
+  X(spawned)      /* tasks spawned from this worker */             \
+  X(started)      /* tasks started on a fiber */                   \
+  X(resumed)      /* suspended tasks resumed */                    \
+  X(inline_runs)  /* children run inline by an awaiting task */    \
+  X(steals)       /* successful steal operations */                \
+  X(lifo_steals)  /* tasks taken from a busy worker's LIFO slot */ \
+  X(stolen)       /* tasks taken by those steals */                \
+  X(injected)     /* tasks taken from the injection queue */       \
+  X(overflowed)   /* pushes that went to the overflow list */      \
+  X(parks)        /* times the worker went to sleep */             \
   X(timers_fired) /* timer entries fired (wakeups and callbacks) */
 
 struct WorkerStats {

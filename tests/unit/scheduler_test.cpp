@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "parking_support.hpp"
 #include "runtime_fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -134,6 +135,36 @@ TEST(Scheduler, IdleRuntimeUsesNoCpu) {
   double used = process_cpu_seconds() - before;
   std::printf("[ measured ] idle 2-worker runtime: %.3f ms CPU over 1 s\n", used * 1e3);
   EXPECT_LT(used, 0.05) << "idle runtime burned CPU";
+}
+
+// A task woken by one that then keeps its worker busy sits in that worker's
+// LIFO slot, which other workers cannot steal from. An idle worker that sees
+// it stuck there for its whole spin takes it over (Worker::take_stuck_lifo),
+// rather than leaving it for the monitor's rescue every 10 ms. The monitor
+// may still win a round on a loaded machine, hence a few rounds.
+TEST(Scheduler, AWokenTaskIsTakenFromBehindABusyWaker) {
+  spindle::Runtime rt(spindle::Options{.workers = 2});
+  for (int round = 0; round < 5 && rt.stats().total.lifo_steals == 0; ++round) {
+    rt.block_on([] {
+      spindle::Future<void> go;
+      std::atomic<bool> ran{false};
+      auto woken = spindle::spawn([go, &ran]() mutable {
+        go.get();
+        ran.store(true);
+        // Taken over, it is a task like any other: it suspends and resumes.
+        spindle::sleep(1ms);
+        spindle::yield();
+      });
+      spindle::testing::await_parked(woken);
+      go.set_result();  // into this worker's LIFO slot; this task runs on
+      const auto until = std::chrono::steady_clock::now() + 10s;
+      while (!ran.load() && std::chrono::steady_clock::now() < until) {
+      }
+      EXPECT_TRUE(ran.load()) << "the woken task never ran while its waker kept the worker";
+      woken.get();
+    });
+  }
+  EXPECT_GE(rt.stats().total.lifo_steals, 1u) << "only the monitor took the task over";
 }
 
 // Awaiting a child nobody has started runs it inline on the awaiting
