@@ -9,10 +9,10 @@
 //     runnext, tokio's lifo_slot). At most kMaxLifoStreak picks in a row come
 //     from the slot; then its task goes to the back of the queue, so two
 //     tasks ping-ponging through the slot cannot starve a third. Other
-//     workers do not steal from the slot, except a searcher that saw the
-//     same task sit there, and its worker pick nothing, for a whole spin
-//     (~30 us: the waker runs on instead of suspending, Worker::
-//     take_stuck_lifo); the monitor rescues what is left after 10-20 ms.
+//     workers do not steal from the slot, except a searcher that saw its
+//     worker pick nothing for a whole spin (~30 us: the waker runs on
+//     instead of suspending, Worker::take_stuck_lifo); the monitor rescues
+//     what is left after 10-20 ms.
 //   - a ring (run_queue.hpp): bounded FIFO, 256 entries, stealable.
 //   - an overflow list: FIFO behind the ring, under a spin lock. A worker
 //     with thousands of runnable tasks keeps them all local and in order;

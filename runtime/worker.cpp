@@ -67,7 +67,7 @@ Worker::~Worker() { drain_fibers(); }
 void Worker::start() {
   // Every worker exists by now; sized here, on the constructing thread, so
   // that running out of memory fails the Runtime's constructor, not a worker.
-  lifo_seen_.assign(sched_.num_workers(), LifoSeen{});
+  ticks_seen_.assign(sched_.num_workers(), 0);
   if (fault::should_fail(fault::Site::kThread)) {
     throw std::system_error(EAGAIN, std::generic_category(), "spindle: cannot start a worker");
   }
@@ -295,40 +295,64 @@ TaskCore* Worker::spin_then_search() {
   // and the sleeper tens of microseconds. Only searchers spin, and at most
   // half the workers search (idle.hpp INV-I2), so spinning never takes every
   // core.
-  for (unsigned v = 0; v < lifo_seen_.size(); ++v) {
-    Worker& o = sched_.worker(v);
-    lifo_seen_[v] = LifoSeen{o.ticks(), o.lifo_peek()};
+  bool extended = false;
+  snapshot_ticks();
+  std::int64_t deadline = now_ns() + kSpinBudgetNs;
+  for (;;) {
+    do {
+      for (int i = 0; i < 32; ++i) {
+        cpu_relax();
+      }
+      if (sched_.any_stealable_work() || sched_.stopping()) {
+        return search();
+      }
+    } while (now_ns() < deadline);
+    if (TaskCore* t = take_stuck_lifo()) {
+      return t;
+    }
+    // A task woken while we spun lands in its waker's slot without waking
+    // anyone (we were searching: Idle::maybe_should_wake says no), and a
+    // slot that filled, or whose owner picked, during the spin proves
+    // nothing yet. Watch such a slot for one more spin rather than park on
+    // it and leave it to the monitor. Once only: in a ping-pong through a
+    // busy worker's slot every spin sees a fresh task, and a searcher that
+    // renewed its spin for each would never park.
+    if (extended || !snapshot_ticks()) {
+      return nullptr;
+    }
+    extended = true;
+    deadline = now_ns() + kSpinBudgetNs;
   }
-  const std::int64_t deadline = now_ns() + kSpinBudgetNs;
-  do {
-    for (int i = 0; i < 32; ++i) {
-      cpu_relax();
-    }
-    if (sched_.any_stealable_work() || sched_.stopping()) {
-      return search();
-    }
-  } while (now_ns() < deadline);
-  return take_stuck_lifo();
+}
+
+bool Worker::snapshot_ticks() {
+  bool any_slot_full = false;
+  for (unsigned v = 0; v < ticks_seen_.size(); ++v) {
+    Worker& o = sched_.worker(v);
+    ticks_seen_[v] = o.ticks();
+    any_slot_full |= v != index_ && o.lifo_peek() != nullptr;
+  }
+  return any_slot_full;
 }
 
 // The LIFO slot is not stealable: a woken task waits there for the task
 // that woke it to suspend. When that task runs on instead, the woken one
 // would wait for the monitor's rescue (one to two 10 ms periods). A
-// searcher that saw the same task in a worker's slot, and that worker pick
-// nothing, for its whole spin (kSpinBudgetNs) takes the task over, as Go
-// steals runnext from a P that keeps running (after ~3 us). The rescue's
-// CAS decides against the owner taking it meanwhile, as for the monitor
-// (local_queue.hpp INV-LQ1), so the test of "stuck" only decides whether
-// to try: taking a runnable task is safe whenever the CAS wins.
+// searcher that saw a worker pick nothing for its whole spin
+// (kSpinBudgetNs), so one task ran all along, takes over the task in that
+// worker's slot, which waits behind it, as Go steals runnext from a P that
+// keeps running (after ~3 us). The rescue's CAS decides against the owner
+// taking it meanwhile, as for the monitor (local_queue.hpp INV-LQ1), so the
+// test of "stuck" only decides whether to try: taking a runnable task is
+// safe whenever the CAS wins.
 TaskCore* Worker::take_stuck_lifo() {
-  for (unsigned v = 0; v < lifo_seen_.size(); ++v) {
+  for (unsigned v = 0; v < ticks_seen_.size(); ++v) {
     if (v == index_) {
       continue;
     }
     Worker& o = sched_.worker(v);
     TaskCore* t = o.lifo_peek();
-    if (t != nullptr && t == lifo_seen_[v].task && o.ticks() == lifo_seen_[v].ticks &&
-        o.local_queue().rescue_lifo(t)) {
+    if (t != nullptr && o.ticks() == ticks_seen_[v] && o.local_queue().rescue_lifo(t)) {
       counters_.bump(counters_.lifo_steals);
       note_pick(t);  // as every task find_work() returns
       return t;

@@ -151,6 +151,7 @@ class Worker {
   TaskCore* take_injected(bool batch);
   TaskCore* search();
   TaskCore* spin_then_search();
+  bool snapshot_ticks();  // true: some other worker's LIFO slot holds a task
   TaskCore* take_stuck_lifo();
   void park();
   void fire_timers();
@@ -192,14 +193,10 @@ class Worker {
   // (sharing a line cost a searching worker ~17% of a 2-worker yield run).
   alignas(64) WorkerCounters counters_;
 
-  // What spin_then_search() saw in each worker's LIFO slot, with that
-  // worker's pick count, when its spin began (owner thread only; sized by
-  // start()). Last: read only by a searcher, it stays off the hot lines.
-  struct LifoSeen {
-    std::uint64_t ticks = 0;
-    TaskCore* task = nullptr;
-  };
-  std::vector<LifoSeen> lifo_seen_;
+  // Each worker's pick count when this one's spin began (spin_then_search;
+  // owner thread only; sized by start()). Last: read only by a searcher, it
+  // stays off the hot lines.
+  std::vector<std::uint64_t> ticks_seen_;
 };
 
 }  // namespace spindle::detail
