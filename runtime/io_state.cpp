@@ -54,7 +54,9 @@ IoSnapshot IoReadiness::apply_event(std::uint32_t epoll_events) noexcept {
 bool IoReadiness::clear_ready(IoDirection d, IoSnapshot seen) noexcept {
   // INV-IO3: clear only while d's tick is the one seen before the syscall.
   // INV-IO4: only the ready bit goes; the closed and error bits stay.
-  std::uint64_t old = word_.load(std::memory_order_relaxed);
+  // Acquire loads, also on the CAS's failure: both early returns decide
+  // from them, and the caller may rely on what the poller published.
+  std::uint64_t old = word_.load(std::memory_order_acquire);
   for (;;) {
     if (IoSnapshot{old}.tick(d) != seen.tick(d)) {
       return false;  // a newer edge: the caller retries the syscall
@@ -63,7 +65,7 @@ bool IoReadiness::clear_ready(IoDirection d, IoSnapshot seen) noexcept {
       return true;  // another task's clear of the same edge won
     }
     if (word_.compare_exchange_weak(old, old & ~ready_bit(d), std::memory_order_acq_rel,
-                                    std::memory_order_relaxed)) {
+                                    std::memory_order_acquire)) {
       return true;
     }
   }

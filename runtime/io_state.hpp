@@ -38,10 +38,10 @@
 //            tick made a busy writer livelock its reader).
 //   INV-IO2  No lost wakeup. A waiting task links its Waiter under the list
 //            lock, then sets its direction's waiter bit by an RMW, still
-//            under the lock, and looks at the previous value: ready, closed
-//            or closing there means it unlinks and retries instead of
-//            sleeping. The poller's RMW returns the previous value too, and
-//            the poller takes the lock only if that value had the waiter
+//            under the lock, and looks at the previous value: ready, closed,
+//            an error or closing there (IoSnapshot::wait_would_return)
+//            means it unlinks and retries instead of sleeping. The poller's RMW returns the
+//            previous value too, and the poller takes the lock only if that value had the waiter
 //            bit. Both are RMWs on this one word, so one of them reads the
 //            other's write: either the task sees the readiness, or the
 //            poller sees the bit and, taking the lock after the task
@@ -54,9 +54,10 @@
 //            after the snapshot, and the caller retries the syscall at once.
 //            Ticks are compared at their full 24 bits (tokio #8331: a tick
 //            truncated to 8 bits matched a stale snapshot and hung a read).
-//            Not promised: a snapshot whose tick comes round again, after
-//            exactly 2^24 edges on that side during one syscall, passes the
-//            check and clears a readiness that only a later edge restores.
+//            Not promised: a snapshot whose tick comes round again, after a
+//            multiple of 2^24 events touching that side during one syscall,
+//            passes the check and clears a readiness that only a later edge
+//            restores.
 //   INV-IO4  kReadClosed, kWriteClosed, kError and kClosing are never
 //            cleared while the word lives: a socket does not reopen, and a
 //            task that saw EOF or an error must see it again on every call.
@@ -71,11 +72,14 @@
 //   poller needs the task's linked Waiter, which the lock's release and
 //   acquire also order; the task needs the data the kernel wrote, which the
 //   syscall itself orders). clear_ready is acq_rel for the same pairing
-//   with apply_event. snapshot is acquire. clear_waiting is release, under
-//   the lock, which orders it anyway. mark_closing is acq_rel: close()
-//   then takes the list lock and fires every Waiter, so a task that set
-//   its waiter bit after the closing bit reads kClosing in its RMW's
-//   previous value (INV-IO2) and never sleeps.
+//   with apply_event, on every path: its early returns decide from an
+//   acquire load. snapshot is acquire. clear_waiting is release, under the
+//   lock, which orders it anyway. mark_closing is acq_rel. close() then
+//   takes the list lock and fires every Waiter; a task that sets its
+//   waiter bit after the closing bit reads kClosing in its RMW's previous
+//   value and never sleeps, which follows from both being RMWs on this
+//   word (INV-IO2) whatever their orders; acq_rel makes what close() did
+//   before visible to that task.
 #pragma once
 
 #include <atomic>
