@@ -799,11 +799,18 @@ TEST_P(SyncCondition, FailedAllocationWhileReacquiringStillReacquires) {
     await_parked(w);
     c.lock();
     notified = true;
-    c.notify();
-    // w wakes and queues for the lock we hold: that queue node's
-    // allocation is the next one (nothing else allocates meanwhile).
+    // Armed before the notify: w, woken, may queue for the lock we hold on
+    // another worker before this task runs on. That queue node's
+    // allocation is the next one (notify allocates nothing).
     spindle::detail::fault::arm(spindle::detail::fault::Site::kAlloc, 1);
-    spindle::sleep(2ms);
+    c.notify();
+    // Hold the lock until w's allocation has failed: a fixed 2 ms missed
+    // it under TSan on a loaded machine (w had not queued yet).
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (spindle::detail::fault::injected(spindle::detail::fault::Site::kAlloc) == 0 &&
+           std::chrono::steady_clock::now() < until) {
+      spindle::sleep(1ms);
+    }
     c.unlock();
     return w.get();
   });
