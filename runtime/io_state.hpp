@@ -1,7 +1,7 @@
 // The readiness word of one registered socket: what epoll last reported
 // for each direction, and whether tasks wait on it. The first piece of the
-// I/O driver (issue: spindle::net); the driver, the waiter lists this word
-// guards and the sockets come next and are not built yet.
+// I/O driver; the driver, the waiter lists and the slot lifetime are in
+// io_driver.hpp.
 //
 // Roles
 //   poller   apply_event(): the thread that took the driver's events (a
@@ -38,8 +38,8 @@
 //            tick made a busy writer livelock its reader).
 //   INV-IO2  No lost wakeup. A waiting task links its Waiter under the list
 //            lock, then sets its direction's waiter bit by an RMW, still
-//            under the lock, and looks at the previous value: ready, closed,
-//            an error or closing there (IoSnapshot::wait_would_return)
+//            under the lock, and looks at the previous value: ready, closed
+//            or closing there (IoSnapshot::wait_would_return)
 //            means it unlinks and retries instead of sleeping. The poller's RMW returns the
 //            previous value too, and the poller takes the lock only if that value had the waiter
 //            bit. Both are RMWs on this one word, so one of them reads the
@@ -98,7 +98,11 @@ struct IoSnapshot {
   bool closing() const noexcept;
   bool waiters(IoDirection d) const noexcept;
   std::uint32_t tick(IoDirection d) const noexcept;
-  // The wait must not sleep: ready, that side closed, an error or closing.
+  // The wait must not sleep: ready, that side closed, or closing. Not the
+  // error bit: an error also sets both ready bits (INV-IO1), which a later
+  // EAGAIN clears, while the bit stays (INV-IO4). A UDP socket's ICMP
+  // error is reported by one recv and gone: a sticky bit that stopped
+  // every wait would spin its reader.
   bool wait_would_return(IoDirection d) const noexcept;
 };
 
@@ -154,6 +158,8 @@ class IoReadiness {
   void clear_waiting(IoDirection d) noexcept {
     word_.fetch_and(~waiter_bit(d), std::memory_order_release);
   }
+  // The driver, recycling the slot for a new socket: nobody else uses it.
+  void reset() noexcept { word_.store(0, std::memory_order_relaxed); }
   // closer: returns the word before (INV-IO4: the bit stays).
   IoSnapshot mark_closing() noexcept {
     return IoSnapshot{word_.fetch_or(kClosing, std::memory_order_acq_rel)};
@@ -185,7 +191,7 @@ inline std::uint32_t IoSnapshot::tick(IoDirection d) const noexcept {
   return static_cast<std::uint32_t>((word >> IoReadiness::tick_shift(d)) & IoReadiness::kTickMask);
 }
 inline bool IoSnapshot::wait_would_return(IoDirection d) const noexcept {
-  return ready(d) || closed(d) || error() || closing();
+  return ready(d) || closed(d) || closing();
 }
 
 }  // namespace spindle::detail

@@ -90,6 +90,13 @@ void Monitor::run() {
 }
 
 void Monitor::check(std::int64_t now_ms) {
+  // io_driver.hpp: nobody sleeps in epoll and nobody has polled for a
+  // period, so every worker is busy: look at the sockets for them.
+  IoDriver& io = sched_.io();
+  if (io.has_sources() && !io.sleeper() &&
+      now_ms - io.last_poll_ns() / 1'000'000 >= kPeriod.count()) {
+    io.poll_now();
+  }
   bool stuck_with_work = false;
   for (unsigned i = 0; i < workers_; ++i) {
     Slot& s = slots_[i];

@@ -49,8 +49,11 @@ void Parker::park(std::int64_t timeout_ns) {
 
 void Parker::unpark() {
   // release: the unparker's writes (e.g. a pushed task) before the wakeup.
-  if (state_.exchange(kNotified, std::memory_order_release) == kParked) {
+  const std::uint32_t old = state_.exchange(kNotified, std::memory_order_release);
+  if (old == kParked) {
     futex_wake(&state_, 1);
+  } else if (old == kPolling) {
+    interrupt_(interrupt_arg_);  // the parker sleeps in epoll: its eventfd
   }
 }
 

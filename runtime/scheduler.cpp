@@ -148,6 +148,7 @@ Options Scheduler::with_worker_count(Options options) {
 
 Scheduler::Scheduler(const Options& options)
     : options_(with_worker_count(options)),
+      io_(new IoDriver()),
       stacks_(options.stack_size, options.guard_pages),
       // Spare fibers kept when idle. Under TSan every fiber counts against
       // its 8,128-thread limit, so keep fewer there.
@@ -159,6 +160,7 @@ Scheduler::Scheduler(const Options& options)
   workers_.reserve(n);
   for (unsigned i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<Worker>(*this, i));
+    workers_.back()->parker().set_interrupt(&IoDriver::interrupt_thunk, io_.get());
   }
   monitor_ = std::make_unique<Monitor>(*this, n, options.slow_task_warning);
   try {
@@ -471,6 +473,13 @@ Stats Scheduler::stats() {
   s.fibers_pooled = fiber_pool_.size();
   s.guarded_stack_budget = stacks_.guard_budget();
   s.stack_size = stacks_.stack_size();
+  IoCounters& io = io_->counters();
+  s.io.polls_blocking = io.polls_blocking.load(std::memory_order_relaxed);
+  s.io.polls_nonblocking = io.polls_nonblocking.load(std::memory_order_relaxed);
+  s.io.events = io.events.load(std::memory_order_relaxed);
+  s.io.wakes = io.wakes.load(std::memory_order_relaxed);
+  s.io.eagains = io.eagains.load(std::memory_order_relaxed);
+  s.io.registered_fds = io_->registered();
   return s;
 }
 

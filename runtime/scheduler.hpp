@@ -16,6 +16,7 @@
 #include "fiber.hpp"
 #include "idle.hpp"
 #include "inject_queue.hpp"
+#include "io_driver.hpp"
 #include "monitor.hpp"
 #include "os_mutex.hpp"
 #include "registry.hpp"
@@ -111,6 +112,7 @@ class Scheduler {
   static Options with_worker_count(Options options);
   std::uint64_t next_external_id_block() noexcept;
   Monitor& monitor() noexcept { return *monitor_; }
+  IoDriver& io() noexcept { return *io_; }
 
   void set_exception_handler(std::function<void(const TaskRef&, std::exception_ptr)> h);
   std::function<void(const TaskRef&, std::exception_ptr)> exception_handler();
@@ -121,6 +123,11 @@ class Scheduler {
   [[noreturn]] void back_out_spawn(TaskCore* t);
 
   Options options_;
+  // Retired, not deleted, at destruction: sockets may outlive the runtime.
+  struct IoRetire {
+    void operator()(IoDriver* d) const noexcept { d->retire(); }
+  };
+  std::unique_ptr<IoDriver, IoRetire> io_;
   StackAllocator stacks_;
   FiberPool fiber_pool_;
   InjectQueue inject_;

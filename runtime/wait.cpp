@@ -23,6 +23,7 @@
 #include "atomic.hpp"
 #include "debug.hpp"
 #include "future_access.hpp"
+#include "park.hpp"
 #include "parker.hpp"
 #include "scheduler.hpp"
 #include "task_access.hpp"
@@ -395,3 +396,14 @@ std::vector<TaskRef> all_tasks() {
 }
 
 }  // namespace spindle
+
+namespace spindle::detail {
+
+TaskCore* task_or_throw(const char* what) { return current_task_or_throw(what); }
+TaskCore* running_root() noexcept { return current_root(); }
+void park_current(TaskCore* self, Waiter& w, const char* reason) {
+  park_task(self, w, nullptr, reason);
+}
+void deliver_pending_cancel(TaskCore* self) { deliver_cancellation(self); }
+
+}  // namespace spindle::detail

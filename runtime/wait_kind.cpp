@@ -7,9 +7,17 @@ namespace {
 
 // Indexed by WaitKind.
 const char* const kWaitTexts[] = {
-    nullptr, "future", "future (with timeout)", "sleep", "task (running it inline)",
+    nullptr,
+    "future",
+    "future (with timeout)",
+    "sleep",
+    "task (running it inline)",
+    "socket read",
+    "socket write",
+    "socket accept",
+    "socket connect",
 };
-static_assert(std::size(kWaitTexts) == static_cast<std::size_t>(WaitKind::kInlineChild) + 1,
+static_assert(std::size(kWaitTexts) == static_cast<std::size_t>(WaitKind::kIoConnect) + 1,
               "one text per WaitKind");
 
 }  // namespace

@@ -17,6 +17,10 @@ enum class WaitKind : std::uint8_t {
   kFutureTimed,  // wait_for() on a future or task
   kSleep,        // sleep(), sleep_until()
   kInlineChild,  // running a child that had not started, on this task's fiber
+  kIoRead,       // a socket read or receive (io_driver.hpp)
+  kIoWrite,      // a socket write or send
+  kIoAccept,     // a listener's accept
+  kIoConnect,    // a TCP connect in progress
 };
 
 // The text recorded for `k`: one string object per kind; nullptr for kNone.

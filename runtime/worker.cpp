@@ -195,6 +195,12 @@ TaskCore* Worker::find_work() {
       return nullptr;
     }
     fire_timers();
+    // io_driver.hpp: every scheduler-context visit looks at the sockets
+    // without blocking (out of local work, or every kMaintenanceInterval
+    // picks), so a busy worker still sees them.
+    if (IoDriver& io = sched_.io(); io.has_sources()) {
+      io.poll_now();
+    }
     // Every visit here takes one injected task first: visits happen at least
     // every kMaintenanceInterval picks, which bounds how long the injection
     // queue waits behind local work (Go's rule).
@@ -426,7 +432,18 @@ void Worker::park() {
   }
   sched_.monitor().set_parked(index_, true);
   SPINDLE_PERTURB(kParkSleep);
-  parker_.park(deadline == TimerWheel::kNever ? -1 : deadline - now);
+  const std::int64_t timeout = deadline == TimerWheel::kNever ? -1 : deadline - now;
+  IoDriver& io = sched_.io();
+  if (io.has_sources() && io.try_acquire()) {
+    // io_driver.hpp: sleep in epoll rather than on the futex; unpark()
+    // reaches us through the eventfd (Parker kPolling).
+    const int n = parker_.park_polling(
+        timeout, [&](std::int64_t t) { return io.poll(t, io_events_, kIoEvents); });
+    io.release();  // before dispatching: another parker may poll meanwhile
+    io.dispatch(io_events_, n, /*sleeper=*/true);
+  } else {
+    parker_.park(timeout);
+  }
   parked_until_.store(kAwake, std::memory_order_relaxed);
   woke_from_park_ = true;
   sched_.monitor().set_parked(index_, false);

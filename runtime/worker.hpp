@@ -3,6 +3,8 @@
 // are described in scheduler.cpp's essay; worker.cpp implements them.
 #pragma once
 
+#include <sys/epoll.h>
+
 #include <atomic>
 #include <cstdint>
 #include <thread>
@@ -197,6 +199,9 @@ class Worker {
   // owner thread only; sized by start()). Last: read only by a searcher, it
   // stays off the hot lines.
   std::vector<std::uint64_t> ticks_seen_;
+  // What this worker's blocking poll took from epoll (park()).
+  static constexpr int kIoEvents = 128;
+  epoll_event io_events_[kIoEvents];
 };
 
 }  // namespace spindle::detail

@@ -57,6 +57,16 @@ struct WorkerStats {
 #undef SPINDLE_WORKER_STATS_FIELD_
 };
 
+// The I/O driver's counters (spindle::net), runtime-wide.
+struct IoStats {
+  std::uint64_t polls_blocking = 0;     // epoll waits by a parking worker
+  std::uint64_t polls_nonblocking = 0;  // epoll checks by busy workers and the monitor
+  std::uint64_t events = 0;             // socket events taken from epoll
+  std::uint64_t wakes = 0;              // tasks woken by them or by close()
+  std::uint64_t eagains = 0;            // calls the kernel told to wait
+  std::uint64_t registered_fds = 0;     // sockets open now
+};
+
 // Taken while the runtime runs, so approximate: each counter is some recent
 // value of its own, with no consistency across counters or workers, and
 // live_tasks is a sum over the registry's shards read one at a time: at
@@ -69,6 +79,7 @@ struct Stats {
   std::size_t fibers_pooled = 0;         // spare fibers kept for reuse
   std::size_t guarded_stack_budget = 0;  // stacks that get a guard page
   std::size_t stack_size = 0;            // bytes per task stack, rounded up to pages
+  IoStats io;
 };
 
 namespace detail {
