@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <new>
 #include <system_error>
 
 #include "park.hpp"
@@ -51,9 +52,6 @@ void IoSource::leave() noexcept {
   const std::uint32_t v = ops_.fetch_sub(1, std::memory_order_acq_rel) - 1;
   if ((v & kOpsClosed) != 0 && (v & kOpsCount) == 0) {
     release_fd();  // INV-IO8: the last call out of a closed socket
-    if ((v & kOpsOwnerGone) != 0) {
-      driver_->recycle(this);  // INV-IO9
-    }
   }
 }
 
@@ -77,15 +75,23 @@ void IoSource::close() noexcept {
 
 void IoSource::drop_owner() noexcept {
   close();
+  // INV-IO9: acq_rel pairs with release_fd()'s RMW: whichever is second
+  // sees the other's bit, and the releaser's ::close happens-before it.
   const std::uint32_t v = ops_.fetch_or(kOpsOwnerGone, std::memory_order_acq_rel);
-  if ((v & kOpsCount) == 0) {
-    driver_->recycle(this);  // INV-IO9: closed, nobody inside, owner gone
+  if ((v & kOpsReleased) != 0) {
+    driver_->recycle(this);
   }
 }
 
 void IoSource::release_fd() noexcept {
   driver_->deregister(fd_);
   ::close(fd_);
+  // INV-IO9: after this RMW the slot is not ours unless we recycle it.
+  IoDriver* driver = driver_;
+  const std::uint32_t v = ops_.fetch_or(kOpsReleased, std::memory_order_acq_rel);
+  if ((v & kOpsOwnerGone) != 0) {
+    driver->recycle(this);
+  }
 }
 
 void IoSource::fire_all(IoDirection d) {
@@ -174,7 +180,10 @@ IoDriver::~IoDriver() {
   }
 }
 
-void IoDriver::retire() noexcept { unref(); }
+void IoDriver::retire() noexcept {
+  retired_.store(true, std::memory_order_release);
+  unref();
+}
 
 void IoDriver::unref() noexcept {
   // acq_rel: every slot's last use happens-before the delete.
@@ -199,8 +208,14 @@ IoSource* IoDriver::add(int fd) {
         throw_errno(EMFILE, "spindle: too many sockets in one runtime");
       }
       if ((index & (kChunk - 1)) == 0) {
+        IoSource* chunk = new (std::nothrow) IoSource[kChunk];
+        if (chunk == nullptr) {
+          lock.unlock();
+          ::close(fd);  // add() owns fd, also when it fails
+          throw std::bad_alloc();
+        }
         // release: the slots' construction before any reader's acquire.
-        chunks_[index >> kChunkShift].store(new IoSource[kChunk], std::memory_order_release);
+        chunks_[index >> kChunkShift].store(chunk, std::memory_order_release);
       }
       ++next_index_;
       s = slot(index);
@@ -224,8 +239,11 @@ IoSource* IoDriver::add(int fd) {
   ev.data.u64 = event_tag(s->index_, generation);
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
     const int err = errno;
-    s->ops_.store(IoSource::kOpsClosed, std::memory_order_relaxed);
+    // Never published: release and recycle it here (INV-IO8, IO9 by hand).
     ::close(fd);
+    registered_.fetch_sub(1, std::memory_order_relaxed);
+    s->ops_.store(IoSource::kOpsClosed | IoSource::kOpsReleased | IoSource::kOpsOwnerGone,
+                  std::memory_order_relaxed);
     recycle(s);
     throw_errno(err, "spindle: epoll_ctl(ADD)");
   }
@@ -270,6 +288,12 @@ int IoDriver::poll(std::int64_t timeout_ns, epoll_event* buf, int cap) {
   }
   counters_.bump(timeout_ns == 0 ? counters_.polls_nonblocking : counters_.polls_blocking);
   int n = ::epoll_pwait2(epfd_, buf, cap, tsp, nullptr);
+  if (n < 0 && errno == ENOSYS) {
+    // A kernel before 5.11 (or a seccomp filter): milliseconds, rounded
+    // up so that a timer is never polled early in a loop.
+    const int ms = timeout_ns < 0 ? -1 : static_cast<int>((timeout_ns + 999'999) / 1'000'000);
+    n = ::epoll_wait(epfd_, buf, cap, ms);
+  }
   if (n < 0) {
     n = 0;  // EINTR: as a spurious wakeup, every caller re-checks
   }
@@ -278,16 +302,22 @@ int IoDriver::poll(std::int64_t timeout_ns, epoll_event* buf, int cap) {
   return n;
 }
 
-void IoDriver::dispatch(const epoll_event* buf, int n, bool sleeper) {
+void IoDriver::drain_wakeup(const epoll_event* buf, int n) noexcept {
+  for (int i = 0; i < n; ++i) {
+    if (buf[i].data.u64 == kEventfdTag) {
+      std::uint64_t drained;
+      [[maybe_unused]] ssize_t r = ::read(eventfd_, &drained, sizeof drained);
+      return;
+    }
+  }
+}
+
+void IoDriver::dispatch(const epoll_event* buf, int n) {
   std::uint64_t events = 0;
   for (int i = 0; i < n; ++i) {
     const epoll_event& ev = buf[i];
     if (ev.data.u64 == kEventfdTag) {
-      if (sleeper) {
-        std::uint64_t drained;
-        [[maybe_unused]] ssize_t r = ::read(eventfd_, &drained, sizeof drained);
-      }
-      continue;
+      continue;  // the sleeper drained it (drain_wakeup)
     }
     ++events;
     const auto index = static_cast<std::uint32_t>(ev.data.u64);
@@ -312,7 +342,7 @@ void IoDriver::dispatch(const epoll_event* buf, int n, bool sleeper) {
 int IoDriver::poll_now() {
   epoll_event buf[kMaxEvents];
   const int n = poll(0, buf, kMaxEvents);
-  dispatch(buf, n, /*sleeper=*/false);
+  dispatch(buf, n);
   return n;
 }
 

@@ -46,9 +46,15 @@
 //            takes it there (close() itself or the last leave()) releases
 //            the fd: no thread is inside a syscall on an fd number that
 //            another socket may already reuse.
-//   INV-IO9  The slot is recycled exactly once, when kOpsClosed,
-//            kOpsOwnerGone and a zero count hold together, by whoever
-//            completes that state (drop_owner() or the last leave()).
+//   INV-IO9  The slot is recycled exactly once, by whichever of two RMWs
+//            comes second: the releaser's fetch_or of kOpsReleased, after
+//            its ::close (INV-IO8), and drop_owner()'s fetch_or of
+//            kOpsOwnerGone. Each reads the other's bit. Neither thread
+//            touches the slot after its RMW unless it recycles: the slot
+//            may already be another socket's. (An earlier version let the
+//            owner recycle on seeing a zero count, while the releaser was
+//            still between its count RMW and its ::close: the close then
+//            hit the next socket's fd. The cold review's program found it.)
 //
 // Memory orders: ops_ RMWs are acq_rel, so that the releasing thread sees
 // every syscall the others made on the fd before it closes it. The slot
@@ -100,8 +106,8 @@ class IoSource {
   // Idempotent. Wakes every waiter (they see kClosing: EBADF); releases
   // the fd now, or at the last leave().
   void close() noexcept;
-  // The socket object is gone: close(), then recycle once nothing is
-  // inside (INV-IO9).
+  // The socket object is gone: close(), then recycle once the fd is
+  // released (INV-IO9).
   void drop_owner() noexcept;
 
   // The calling task waits until `d` may be ready, closed or in error, or
@@ -113,7 +119,8 @@ class IoSource {
   friend class IoDriver;
   static constexpr std::uint32_t kOpsClosed = 1u << 31;
   static constexpr std::uint32_t kOpsOwnerGone = 1u << 30;
-  static constexpr std::uint32_t kOpsCount = kOpsOwnerGone - 1;
+  static constexpr std::uint32_t kOpsReleased = 1u << 29;
+  static constexpr std::uint32_t kOpsCount = kOpsReleased - 1;
 
   // Fires every Waiter of `d` (INV-IO6) and clears its waiter bit.
   void fire_all(IoDirection d) SPINDLE_REQUIRES(lock_);
@@ -137,6 +144,8 @@ class IoDriver {
   // live socket's recycling (a socket may outlive its runtime; it can then
   // only be closed).
   void retire() noexcept;
+  // retire() was called: nobody polls any more, so a wait would be forever.
+  bool retired() const noexcept { return retired_.load(std::memory_order_acquire); }
   IoDriver(const IoDriver&) = delete;
   IoDriver& operator=(const IoDriver&) = delete;
 
@@ -154,11 +163,14 @@ class IoDriver {
   // One epoll_pwait2 into `buf` for up to `timeout_ns` (< 0: forever, 0:
   // do not block; blocking needs the token). Returns the events stored.
   int poll(std::int64_t timeout_ns, epoll_event* buf, int cap);
-  // Fires the Waiters of the `n` events in `buf`. The `sleeper` (the
-  // blocking poll's caller) also drains the eventfd if it was among them;
-  // the eventfd is level-triggered, so that a non-blocking poller that
-  // takes its event too leaves the sleeper's wakeup in place.
-  void dispatch(const epoll_event* buf, int n, bool sleeper);
+  // The sleeper, after its blocking poll and before release(): drains the
+  // eventfd if it was among the `n` events. The eventfd is level-triggered
+  // and drained by the token holder only, so that a non-blocking poller
+  // that takes its event too leaves the wakeup in place, and a sleeper
+  // drains no wakeup meant for the next one (it took the token after us).
+  void drain_wakeup(const epoll_event* buf, int n) noexcept;
+  // Fires the Waiters of the `n` events in `buf` (the eventfd's skipped).
+  void dispatch(const epoll_event* buf, int n);
   // poll(0) and dispatch, with a buffer on this stack. Returns the events.
   int poll_now();
   // Ends a blocking poll early (Parker's interrupt).
@@ -190,6 +202,7 @@ class IoDriver {
   int epfd_ = -1;
   int eventfd_ = -1;
   std::atomic<bool> token_{false};
+  std::atomic<bool> retired_{false};
   std::atomic<std::int64_t> last_poll_ns_{0};
   std::atomic<std::uint64_t> registered_{0};
   // The runtime's reference plus one per slot in use; the last unref frees.

@@ -38,15 +38,17 @@
 //            tick made a busy writer livelock its reader).
 //   INV-IO2  No lost wakeup. A waiting task links its Waiter under the list
 //            lock, then sets its direction's waiter bit by an RMW, still
-//            under the lock, and looks at the previous value: ready, closed
-//            or closing there (IoSnapshot::wait_would_return)
-//            means it unlinks and retries instead of sleeping. The poller's RMW returns the
-//            previous value too, and the poller takes the lock only if that value had the waiter
-//            bit. Both are RMWs on this one word, so one of them reads the
-//            other's write: either the task sees the readiness, or the
-//            poller sees the bit and, taking the lock after the task
-//            released it, finds the linked Waiter. No fence pairs are needed
-//            and a ready socket's fast path takes no lock.
+//            under the lock, and looks at the previous value: ready or
+//            closing there (IoSnapshot::wait_would_return) means it
+//            unlinks and retries instead of sleeping. The poller's RMW
+//            returns the previous value too, and the poller fires the list
+//            if that value had the waiter bit. Both are RMWs on this one
+//            word, so one of them reads the other's write: either the task
+//            sees the readiness, or the poller sees the bit and finds the
+//            linked Waiter. The driver also applies each event under the
+//            list lock (io_driver.hpp INV-IO7), which serializes the two
+//            anyway; the RMW pairing is what the word itself promises. A
+//            call whose syscall succeeds (a ready socket) takes no lock.
 //   INV-IO3  A task clears kReadReady or kWriteReady only for the edge it
 //            saw: clear_ready() is a CAS that succeeds only while that
 //            direction's tick equals the snapshot taken before the syscall
@@ -98,11 +100,12 @@ struct IoSnapshot {
   bool closing() const noexcept;
   bool waiters(IoDirection d) const noexcept;
   std::uint32_t tick(IoDirection d) const noexcept;
-  // The wait must not sleep: ready, that side closed, or closing. Not the
-  // error bit: an error also sets both ready bits (INV-IO1), which a later
-  // EAGAIN clears, while the bit stays (INV-IO4). A UDP socket's ICMP
-  // error is reported by one recv and gone: a sticky bit that stopped
-  // every wait would spin its reader.
+  // The wait must not sleep: ready or closing. Not the closed and error
+  // bits, which stay (INV-IO4): an RDHUP, HUP or ERR event also sets the
+  // ready bits (INV-IO1), so the caller retries at once and meets the EOF
+  // or the error; if its syscall still says EAGAIN (a UDP socket after its
+  // ICMP error was reported, or shut down for reading), the clear and the
+  // wait that follow must sleep, or the reader spins uncancellably.
   bool wait_would_return(IoDirection d) const noexcept;
 };
 
@@ -191,7 +194,7 @@ inline std::uint32_t IoSnapshot::tick(IoDirection d) const noexcept {
   return static_cast<std::uint32_t>((word >> IoReadiness::tick_shift(d)) & IoReadiness::kTickMask);
 }
 inline bool IoSnapshot::wait_would_return(IoDirection d) const noexcept {
-  return ready(d) || closed(d) || closing();
+  return ready(d) || closing();
 }
 
 }  // namespace spindle::detail

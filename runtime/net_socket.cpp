@@ -123,6 +123,10 @@ long io_loop(IoSource* s, IoDirection d, WaitKind kind, const char* what, Call&&
              bool (*retry_on)(int) = nullptr) {
   spindle::detail::task_or_throw(what);
   Entered entered(s, what);
+  if (s->driver().retired()) {
+    // Nobody polls a shut-down runtime's sockets: a wait would never end.
+    throw InvalidStateError(std::string(what) + ": the socket's runtime has shut down");
+  }
   spend_budget();
   for (;;) {
     const IoSnapshot seen = s->readiness().snapshot();

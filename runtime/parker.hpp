@@ -13,8 +13,9 @@
 // to wake it through the driver's eventfd. unpark() exchanges first and
 // acts on the old value, so a wake that lands between the worker leaving
 // epoll and its exchange back to kEmpty costs one spurious eventfd event
-// (the next poll drains it) and is never lost: the worker's exchange then
-// reads kNotified and its next park returns at once.
+// (the next sleeper's poll returns at once and drains it). The wake itself
+// is not lost: the worker is already awake, and every caller of park
+// re-checks the queues after it returns.
 #pragma once
 
 #include <atomic>

@@ -437,10 +437,13 @@ void Worker::park() {
   if (io.has_sources() && io.try_acquire()) {
     // io_driver.hpp: sleep in epoll rather than on the futex; unpark()
     // reaches us through the eventfd (Parker kPolling).
-    const int n = parker_.park_polling(
-        timeout, [&](std::int64_t t) { return io.poll(t, io_events_, kIoEvents); });
+    const int n = parker_.park_polling(timeout, [&](std::int64_t t) {
+      const int got = io.poll(t, io_events_, kIoEvents);
+      io.drain_wakeup(io_events_, got);  // with the token: no later sleeper's wakeup
+      return got;
+    });
     io.release();  // before dispatching: another parker may poll meanwhile
-    io.dispatch(io_events_, n, /*sleeper=*/true);
+    io.dispatch(io_events_, n);
   } else {
     parker_.park(timeout);
   }

@@ -137,7 +137,23 @@ TEST(IoState, AClearKeepsClosedErrorAndClosing) {
   IoSnapshot s = r.snapshot();
   EXPECT_FALSE(s.ready(kRead));
   EXPECT_TRUE(s.closed(kRead) && s.error() && s.closing());
-  EXPECT_TRUE(s.wait_would_return(kRead));
+  EXPECT_TRUE(s.wait_would_return(kRead)) << "closing stops every wait";
+}
+
+// The closed and error bits stay (INV-IO4) but do not stop a wait by
+// themselves: once an EAGAIN cleared the ready bit they set, a wait must
+// sleep. A UDP socket shut down for reading, or whose ICMP error was
+// already reported, says EAGAIN with both bits set; stopping the wait
+// there would spin its reader, uncancellably.
+TEST(IoState, ClosedAndErrorBitsAloneDoNotStopAWait) {
+  IoReadiness r;
+  r.apply_event(EPOLLIN | EPOLLRDHUP | EPOLLERR);
+  IoSnapshot seen = r.snapshot();
+  EXPECT_TRUE(seen.wait_would_return(kRead)) << "the event's ready bit: retry the syscall first";
+  EXPECT_TRUE(r.clear_ready(kRead, seen));
+  IoSnapshot s = r.mark_waiting(kRead);
+  EXPECT_TRUE(s.closed(kRead) && s.error());
+  EXPECT_FALSE(s.wait_would_return(kRead));
 }
 
 TEST(IoState, WaiterBitsComeAndGoUnderTheLockOnly) {

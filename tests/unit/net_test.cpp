@@ -2,11 +2,14 @@
 // errors, UDP, and the driver's counters. Every loop is bounded.
 #include <spindle/net.hpp>
 
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -415,5 +418,141 @@ TEST_P(Net, ASocketMayOutliveItsRuntime) {
   EXPECT_TRUE(kept->is_open());
   kept->close();
   EXPECT_FALSE(kept->is_open());
+  kept.reset();
+}
+
+TEST_P(Net, AcceptReportsEmfileWithoutSpinningAndRecovers) {
+  rt().block_on([] {
+    TcpListener l = listen_loopback();
+    // The lowest free fd number becomes the last one allowed: the client's
+    // connect takes it, and accept() then has none left.
+    const int probe = ::dup(0);
+    ASSERT_GE(probe, 0);
+    ::close(probe);
+    rlimit saved{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+    rlimit low = saved;
+    low.rlim_cur = static_cast<rlim_t>(probe) + 1;
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+    int err = 0;
+    std::optional<TcpStream> client;
+    try {
+      client = TcpStream::connect(l.local_addr());
+      err = errno_of([&] { l.accept(); });
+    } catch (...) {
+      ::setrlimit(RLIMIT_NOFILE, &saved);
+      throw;
+    }
+    ::setrlimit(RLIMIT_NOFILE, &saved);
+    EXPECT_EQ(err, EMFILE);
+    // The pending connection is still there once fds are free again.
+    TcpStream served = l.accept();
+    served.write_all("ok");
+    char buf[2];
+    client->read_exact(std::span<char>(buf));
+    EXPECT_EQ(std::string(buf, 2), "ok");
+  });
+}
+
+TEST_P(Net, AnAlwaysReadyConnectionDoesNotStarveTheOthers) {
+  // One client floods a connection, so its server-side reader never finds
+  // the socket empty and never suspends; with one worker, only the
+  // cooperative budget lets the accept loop and the other connections'
+  // handlers run. The clients live in a runtime of their own.
+  const int others = 20;
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0};
+  rt().block_on([&] {
+    TcpListener l = listen_loopback();
+    const SocketAddress at = l.local_addr();
+    std::thread clients([&] {
+      spindle::Runtime crt(spindle::Options{.workers = 1});
+      crt.block_on([&] {
+        TcpStream f = TcpStream::connect(at);  // accepted first: the backlog is FIFO
+        auto flooder = spindle::spawn([&] {
+          const std::string chunk(16 * 1024, 'f');
+          errno_of([&] {
+            while (!stop.load()) {
+              f.write_all(chunk);
+            }
+          });
+        });
+        try {
+          spindle::timeout(20s, [&] {
+            std::vector<spindle::Task<void>> asks;
+            for (int i = 0; i < others; ++i) {
+              asks.push_back(spindle::spawn([&] {
+                TcpStream s = TcpStream::connect(at);
+                s.write_all("x");
+                char b;
+                s.read_exact(std::span<char>(&b, 1));
+                ++answered;
+              }));
+            }
+            for (auto& t : asks) {
+              t.get();
+            }
+          });
+        } catch (const spindle::TimeoutError&) {
+        }
+        stop = true;
+        f.close();  // the flooder wakes with EBADF, the hot reader sees EOF
+        flooder.get();
+      });
+    });
+    TcpStream hot = l.accept();
+    auto hot_reader = spindle::spawn([&] {
+      char buf[256];
+      while (!stop.load() && hot.read_some(std::span<char>(buf)) != 0) {
+      }
+    });
+    std::vector<spindle::Task<void>> handlers;
+    for (int i = 0; i < others; ++i) {
+      handlers.push_back(spindle::spawn([c = l.accept()]() mutable {
+        char b;
+        if (c.read_some(std::span<char>(&b, 1)) == 1) {
+          c.write_all(std::string_view(&b, 1));
+        }
+      }));
+    }
+    for (auto& h : handlers) {
+      h.get();
+    }
+    clients.join();
+    hot_reader.get();
+  });
+  EXPECT_EQ(answered.load(), others) << "connections starved behind the always-ready one";
+}
+
+TEST_P(Net, AUdpSocketShutDownForReadingWaitsInsteadOfSpinning) {
+  // epoll reports IN|RDHUP for it, yet recv says EAGAIN: the closed bit
+  // must not stop the wait (io_state.hpp), or the reader spins and cannot
+  // even be cancelled.
+  rt().block_on([] {
+    UdpSocket a = UdpSocket::bind(SocketAddress::parse("127.0.0.1:0"));
+    UdpSocket b = UdpSocket::bind(SocketAddress::parse("127.0.0.1:0"));
+    a.connect(b.local_addr());
+    ::shutdown(a.native_handle(), SHUT_RD);
+    auto reader = spindle::spawn([&] {
+      std::byte buf[8];
+      a.recv(std::span<std::byte>(buf));
+    });
+    spindle::sleep(30ms);
+    reader.cancel();
+    EXPECT_THROW(reader.get(), spindle::Cancelled);
+  });
+  EXPECT_LT(rt().stats().io.eagains, 20u) << "the reader spun";
+}
+
+TEST_P(Net, ASocketWhoseRuntimeShutDownRefusesToWait) {
+  std::optional<UdpSocket> kept;
+  {
+    spindle::Runtime other;
+    kept = other.block_on([] { return UdpSocket::bind(SocketAddress::parse("127.0.0.1:0")); });
+  }
+  rt().block_on([&] {
+    std::byte buf[8];
+    EXPECT_THROW(kept->recv(std::span<std::byte>(buf)), spindle::InvalidStateError);
+  });
   kept.reset();
 }
