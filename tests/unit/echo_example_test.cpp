@@ -3,13 +3,13 @@
 // split across reads.
 #include <gtest/gtest.h>
 
+#include "read_file.hpp"
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include <spindle/net.hpp>
@@ -19,13 +19,6 @@
 #undef main
 
 namespace {
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // Forks a child running the example on port 0 and returns its pid; `at`
 // gets the address it printed.
@@ -60,8 +53,9 @@ pid_t start_server(std::string* at) {
 }  // namespace
 
 TEST(EchoExample, ReadmeQuotesItVerbatim) {
-  const std::string readme = slurp(SPINDLE_SOURCE_DIR "/README.md");
-  const std::string example = slurp(SPINDLE_SOURCE_DIR "/examples/echo_server.cpp");
+  const std::string readme = spindle::testing::read_file(SPINDLE_SOURCE_DIR "/README.md");
+  const std::string example =
+      spindle::testing::read_file(SPINDLE_SOURCE_DIR "/examples/echo_server.cpp");
   ASSERT_FALSE(example.empty());
   EXPECT_NE(readme.find(example), std::string::npos)
       << "README.md must contain examples/echo_server.cpp verbatim";
