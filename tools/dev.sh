@@ -35,7 +35,7 @@ cd "$ROOT"
 JOBS="${JOBS:-$(nproc)}"
 
 BUILD_PACKAGES=(libboost-context1.81-dev libconcurrentqueue-dev libgtest-dev libbenchmark-dev
-                cmake ninja-build g++ gcc pkg-config spin python3 clang-format-14)
+                cmake ninja-build g++ gcc pkg-config spin python3 clang-format-14 wrk)
 # The aarch64 mode: a cross compiler, the arm64 builds of the libraries it
 # links (Debian multiarch, /usr/lib/aarch64-linux-gnu) and qemu-user to run
 # the tests. libconcurrentqueue-dev is header-only and serves both.
