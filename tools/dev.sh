@@ -13,8 +13,9 @@
 #                                     conformance and model layers run under
 #                                     qemu-user
 #   bash tools/dev.sh bench [--quick] build Release + the peers (Go, Tokio,
-#                                     Boost.Fiber, oneTBB) and print the
-#                                     comparison table
+#                                     Boost.Fiber, oneTBB, raw epoll C,
+#                                     hyper) and print the task comparison
+#                                     table, then the server table
 #   bash tools/dev.sh setup           only install the dependencies
 #   bash tools/dev.sh build [MODE]    MODE: a configure preset of
 #                                     CMakePresets.json: test (default),
@@ -154,6 +155,15 @@ case "$cmd" in
       --runtime go="$peers/peer_go" --runtime tokio="$peers/peer_tokio" \
       --runtime boost_fiber="$peers/peer_boost_fiber" --runtime tbb="$peers/peer_tbb" \
       --out-dir "$out" "$@"
+    # The server table: spindle's tools/net programs against the raw epoll C
+    # server, Tokio, hyper and Go (bench/compare/servers.py).
+    bash bench/peers/build_net_peers.sh "$peers" || echo "dev.sh: C/Go server peers did not build" >&2
+    bash bench/peers/build_tokio_net.sh "$peers" || echo "dev.sh: Tokio server peers did not build" >&2
+    quick=()
+    if [[ " $* " == *" --quick "* ]]; then quick=(--quick); fi
+    python3 bench/compare/servers.py --peers-dir "$peers" \
+      --spindle-dir "$(build_dir release)/tools/net" --out-dir "$out" "${quick[@]}" ||
+      echo "dev.sh: the server comparison failed" >&2
     ;;
   soak)
     ensure_packages "${BUILD_PACKAGES[@]}"
