@@ -3,7 +3,7 @@
 #
 # Produces OUTDIR/peer_tokio_http, OUTDIR/peer_tokio_echo and
 # OUTDIR/peer_hyper_http (release builds of bench/peers/tokio_net; see
-# /work/spec/servers.md). Installs Debian packages only when missing
+# bench/peers/servers.md). Installs Debian packages only when missing
 # (librust-tokio-dev, librust-hyper-dev, librust-bytes-dev, whose crate sources
 # land in /usr/share/cargo/registry; cargo itself if no cargo is found). Every
 # feature used (tokio: rt-multi-thread net io-util signal time; hyper: server

@@ -1,6 +1,6 @@
 //! Shared start-up for the tokio_net peers (bench/peers/tokio_net): the
 //! `BIN PORT WORKERS` command line, the multi-thread runtime, the listener
-//! and the SIGTERM/SIGINT exit, per /work/spec/servers.md.
+//! and the SIGTERM/SIGINT exit, per bench/peers/servers.md.
 //! Kept to Rust 1.63 (Debian 12's rustc): no let-else, no poll_fn.
 #![allow(dead_code)]
 

@@ -1,5 +1,5 @@
 //! peer_hyper_http PORT WORKERS -- hyper 0.14 server, HTTP/1.1 "full" work
-//! as hyper does it by default (/work/spec/servers.md): make_service_fn /
+//! as hyper does it by default (bench/peers/servers.md): make_service_fn /
 //! service_fn answering every request with "Hello, World!" and
 //! Content-Type: text/plain; hyper adds Content-Length and its cached Date,
 //! parses headers, reads bodies, honours `Connection: close`, and answers

@@ -1,6 +1,6 @@
 //! peer_tokio_echo PORT WORKERS -- tokio::net echo, one tokio::spawn task per
 //! connection: read up to 16 KiB, write_all it back, until EOF
-//! (/work/spec/servers.md).
+//! (bench/peers/servers.md).
 
 #[path = "../common.rs"]
 mod common;

@@ -1,5 +1,5 @@
 //! peer_tokio_http PORT WORKERS -- hand-rolled HTTP/1.1 "plain" work on
-//! tokio::net, one tokio::spawn task per connection (/work/spec/servers.md).
+//! tokio::net, one tokio::spawn task per connection (bench/peers/servers.md).
 //!
 //! Per connection: a BytesMut read buffer. After each read, every complete
 //! request (ending in "\r\n\r\n") gets the fixed 78-byte reply appended to an
