@@ -107,9 +107,10 @@ def parse_args(argv):
                     "(wrk / echo client load, interleaved rounds, medians with ranges).")
     p.add_argument("--peers-dir", default=os.path.join(REPO, "build", "peers"),
                    help="directory of peer_* binaries (default: build/peers)")
-    p.add_argument("--spindle-dir", default=os.path.join(REPO, "build", "release", "tools"),
-                   help="directory of spindle_* binaries (default: build/release/tools; "
-                        "its net/ subdirectory is tried too)")
+    p.add_argument("--spindle-dir",
+                   default=os.path.join(REPO, "build", "release", "tools", "net"),
+                   help="directory of spindle_* binaries (default: build/release/tools/net; "
+                        "a net/ subdirectory of it is tried too)")
     p.add_argument("--out-dir", default=os.path.join(HERE, "out"),
                    help="where servers.{json,md} and sweep.svg go (default: bench/compare/out)")
     p.add_argument("--quick", action="store_true",
@@ -137,6 +138,11 @@ def parse_args(argv):
     p.add_argument("--syscalls", choices=("auto", "perf", "strace", "off"), default="auto",
                    help="syscalls/request: perf over the measured window, strace in an extra "
                         "unreported round, auto = perf if it works here (default), off")
+    p.add_argument("--wait-quiet", type=float, default=0, metavar="S",
+                   help=f"before each measurement wait up to S seconds for the machine's other "
+                        f"CPU use to drop below {BUSY_PCT}%% of a CPU (default 0: don't wait)")
+    p.add_argument("--plan", action="store_true",
+                   help="print the cells, servers and estimated run time, run nothing")
     p.add_argument("--strace-seconds", type=int, default=2,
                    help="load seconds of each strace round (default 2)")
     args = p.parse_args(argv)
@@ -232,7 +238,7 @@ def server_catalog(args, tables):
                 continue      # only one echo client exists: said so above
             label = name
             if note == "client check":
-                label = f"c [{other} client]"
+                label = f"c [{'C' if other == 'c' else other} client]"
             elif note:
                 label = f"{name} ({note})"
             if path is None:
@@ -304,13 +310,31 @@ def proc_cpu(pid):
 
 
 def system_cpu():
-    """(busy, steal) CPU seconds of the whole machine so far, from /proc/stat."""
+    """(busy, steal) CPU seconds of the whole machine so far, from /proc/stat.
+    busy = user + nice + system; irq and softirq time (on loopback mostly our own
+    traffic) is left out, so is steal (reported apart)."""
     line = read_text("/proc/stat").split("\n", 1)[0].split()
     try:
         v = [int(x) for x in line[1:9]]   # user nice system idle iowait irq softirq steal
     except ValueError:
         return None
-    return (v[0] + v[1] + v[2] + v[5] + v[6]) / CLK_TCK, v[7] / CLK_TCK
+    return (v[0] + v[1] + v[2]) / CLK_TCK, v[7] / CLK_TCK
+
+
+def wait_quiet(limit):
+    """Sample the machine's busy CPU in 0.5 s steps until it is below BUSY_PCT of
+    one CPU or `limit` seconds pass. -> (seconds waited, last busy %)."""
+    t0, pct = time.monotonic(), None
+    while True:
+        a = system_cpu()
+        time.sleep(0.5)
+        b = system_cpu()
+        if not a or not b:
+            return 0.0, None
+        pct = 100 * (b[0] - a[0]) / 0.5
+        waited = time.monotonic() - t0
+        if pct < BUSY_PCT or waited >= limit:
+            return round(waited, 1), round(pct, 1)
 
 
 def proc_hwm_kib(pid):
@@ -687,6 +711,8 @@ class Runner:
                "workers": workers, "load_threads": threads, "phase": phase, "round": round_no,
                "status": None, "reason": "", "check": None}
         method = self.method if count == "auto" else count
+        if self.args.wait_quiet > 0:
+            rec["waited_quiet_s"], rec["quiet_before_pct"] = wait_quiet(self.args.wait_quiet)
         for attempt in range(2):      # a second try only when the server never listened
             port = free_port()
             argv = (["taskset", "-c", str(self.server_cpu)] if pinned else []) + \
@@ -797,10 +823,9 @@ class Runner:
         if not alive:
             rec.update(status="crash", reason=f"server died during the load "
                        f"({describe_rc(srv.proc.returncode)})")
-        elif res["errors"] or (rc not in (0, None) and table != "echo"):
-            rec.update(status="errors", reason=fmt_errors(res["errors"]) or f"load rc {rc}")
-        elif rc != 0:
-            rec.update(status="errors", reason=f"echo client rc {rc}")
+        elif res["errors"] or rc != 0:
+            rec.update(status="errors", reason=fmt_errors(res["errors"]) or (
+                "load generator timed out" if rc is None else f"load generator exit status {rc}"))
         elif res["requests"] == 0:
             rec.update(status="noresult", reason="no requests completed")
         else:
@@ -1154,6 +1179,14 @@ def render_markdown(meta, summary, sweep, notes):
              "generator over the measured window (100 = one CPU busy); in a pinned cell a load "
              "generator near 100 while the server is well below means the load is the limit.",
              ]
+    bins = {}
+    for es in meta["catalog"].values():
+        for e in es:
+            bins.setdefault(e["bin"], e["bin"])
+            if e.get("client_bin"):
+                bins.setdefault(e["client_bin"], e["client_bin"])
+    if bins:
+        lines.append("- **Binaries:** " + ", ".join(f"`{b}`" for b in bins))
     if meta["interrupted"]:
         lines.append("- **Interrupted:** partial results")
     for table in TABLES:
@@ -1185,8 +1218,9 @@ def footnotes(meta, notes, summary):
         out.append("`*` some runs of that cell were dropped (crash, errors): median of the rest.")
     if any(r["status"] == "errors" for r in meta["runs"] if r["phase"] == "sweep"):
         out.append("Sweep values marked `!` come from a run with load errors.")
-    bg = [r["background_cpu_pct"] for r in runs if r.get("background_cpu_pct") is not None]
-    st = [r["steal_pct"] for r in runs if r.get("steal_pct") is not None]
+    timed = [r for r in runs if r["phase"] in ("measure", "sweep")]
+    bg = [r["background_cpu_pct"] for r in timed if r.get("background_cpu_pct") is not None]
+    st = [r["steal_pct"] for r in timed if r.get("steal_pct") is not None]
     if bg:
         busy = sum(1 for b in bg if b > BUSY_PCT)
         out.append(f"Other CPU use on the machine during the measured windows (not server, not "
@@ -1307,9 +1341,12 @@ def main(argv=None):
         cfg = {"quick": args.quick, "duration_s": args.duration, "warmup_s": args.warmup,
                "rounds": args.rounds, "tables": args.table_list, "connections": args.conn_list,
                "sweep": args.sweep, "sweep_connections": args.sweep_list,
-               "sweep_seconds": max(1, args.duration // 2), "echo_client": args.echo_client,
+               "sweep_seconds": max(1, args.duration // 2),
+               "echo_client": next((e["client"] for e in catalog.get("echo", [])
+                                    if not e["check_row"]), args.echo_client),
                "syscalls": method, "peers_dir": args.peers_dir, "spindle_dir": args.spindle_dir,
-               "only": sorted(args.only_set) if args.only_set else None, "fd_limit": fd_limit}
+               "only": sorted(args.only_set) if args.only_set else None, "fd_limit": fd_limit,
+               "wait_quiet_s": args.wait_quiet}
         runner = Runner(args, tmpdir, method if method == "perf" else None, log)
         cfg["server_cpu"], cfg["load_cpu"] = runner.server_cpu, runner.load_cpu
         meta = {"schema": 1,
@@ -1343,6 +1380,15 @@ def main(argv=None):
                                                   if method == "strace" else 0)) \
             + len(sweep_entries) * len(args.sweep_list) * (over + cfg["sweep_seconds"])
         log(f"{total} measurements, about {est / 60:.1f} min")
+        if args.plan:
+            for table, mode, conns, entries in plan:
+                print(f"{TABLE_TITLE[table]}, {cell_key(mode, conns)}: {args.rounds} x "
+                      + ", ".join(e["label"] for e in entries))
+            if sweep_entries:
+                print(f"sweep c={','.join(map(str, args.sweep_list))}, {cfg['sweep_seconds']} s "
+                      "each: " + ", ".join(e["label"] for e in sweep_entries))
+            print(f"{total} measurements, estimated {est / 60:.1f} min")
+            return 0
         done = 0
 
         def progress(rec):
@@ -1351,7 +1397,8 @@ def main(argv=None):
             val = f"{fmt_num(rec.get('rps'))} req/s p99 {fmt_us(rec.get('p99_us'))}" \
                 if rec.get("rps") is not None else ""
             sc = rec.get("syscalls_per_req")
-            log(f"  [{done}/{total}] {rec['table']} {rec['cell']} r{rec['round']} {rec['phase']} "
+            rno = "" if rec["round"] is None else f" r{rec['round'] + 1}"
+            log(f"  [{done}/{total}] {rec['table']} {rec['cell']}{rno} {rec['phase']} "
                 f"{rec['server']}: {rec['status']} {val}"
                 + (f" {sc:.2f} syscalls/req" if sc is not None else "")
             + (f" [other CPU use {rec['background_cpu_pct']:.0f}%]"
