@@ -2,17 +2,14 @@
 // task per connection: whatever a client sends comes back, until it closes.
 // Binds 127.0.0.1:PORT (0: any free port), prints "listening on ADDR", runs
 // until SIGTERM or SIGINT. The README's example is this program without the
-// signal handling and the EMFILE back-off.
-#include <signal.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <chrono>
+// signal handling and the EMFILE back-off (serve.hpp).
 #include <cstdio>
 #include <cstdlib>
 
 #include <spindle/net.hpp>
 #include <spindle/spindle.hpp>
+
+#include "serve.hpp"
 
 namespace {
 
@@ -23,8 +20,6 @@ void echo(spindle::net::TcpStream conn) {
   }
 }
 
-extern "C" void on_stop_signal(int) { ::_exit(0); }
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -33,33 +28,5 @@ int main(int argc, char** argv) {
     return 2;
   }
   const auto port = static_cast<std::uint16_t>(std::atoi(argv[1]));
-  ::signal(SIGTERM, on_stop_signal);
-  ::signal(SIGINT, on_stop_signal);
-  spindle::Options options;
-  options.workers = static_cast<unsigned>(std::atoi(argv[2]));
-  spindle::Runtime rt(options);
-  rt.block_on([port] {
-    auto listener = spindle::net::TcpListener::bind("127.0.0.1", port);
-    std::printf("listening on %s\n", listener.local_addr().to_string().c_str());
-    std::fflush(stdout);
-    for (;;) {
-      spindle::net::TcpStream conn;
-      try {
-        conn = listener.accept();
-      } catch (const std::system_error& e) {
-        if (e.code().value() == EMFILE || e.code().value() == ENFILE) {
-          spindle::sleep(std::chrono::milliseconds(10));  // out of fds: back off, retry
-          continue;
-        }
-        throw;
-      }
-      spindle::spawn([conn = std::move(conn)]() mutable {
-        try {
-          echo(std::move(conn));
-        } catch (const std::system_error&) {  // ECONNRESET, EPIPE: drop the connection
-        }
-      });
-    }
-  });
-  return 0;
+  return spindle_tools::serve_forever(port, static_cast<unsigned>(std::atoi(argv[2])), echo);
 }

@@ -12,11 +12,6 @@
 //          Content-Type and Content-Length (the work of Go net/http, hyper).
 // Binds 127.0.0.1:PORT (0: any free port), prints "listening on ADDR", runs
 // until SIGTERM or SIGINT.
-#include <signal.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -29,6 +24,7 @@
 #include <spindle/spindle.hpp>
 
 #include "http_request.hpp"
+#include "serve.hpp"
 
 namespace {
 
@@ -183,8 +179,6 @@ void serve_full(TcpStream conn) {
   }
 }
 
-extern "C" void on_stop_signal(int) { ::_exit(0); }
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -195,34 +189,8 @@ int main(int argc, char** argv) {
   }
   const auto port = static_cast<std::uint16_t>(std::atoi(argv[1]));
   const bool full = argc == 4 && std::strcmp(argv[3], "full") == 0;
-  ::signal(SIGTERM, on_stop_signal);
-  ::signal(SIGINT, on_stop_signal);
-
-  spindle::Options options;
-  options.workers = static_cast<unsigned>(std::atoi(argv[2]));
-  spindle::Runtime rt(options);
-  rt.block_on([port, full] {
-    auto listener = spindle::net::TcpListener::bind("127.0.0.1", port);
-    std::printf("listening on %s\n", listener.local_addr().to_string().c_str());
-    std::fflush(stdout);
-    for (;;) {
-      TcpStream conn;
-      try {
-        conn = listener.accept();
-      } catch (const std::system_error& e) {
-        if (e.code().value() == EMFILE || e.code().value() == ENFILE) {
-          spindle::sleep(std::chrono::milliseconds(10));  // out of fds: back off, retry
-          continue;
-        }
-        throw;
-      }
-      spindle::spawn([conn = std::move(conn), full]() mutable {
-        try {
-          full ? serve_full(std::move(conn)) : serve_plain(std::move(conn));
-        } catch (const std::system_error&) {  // ECONNRESET, EPIPE: drop the connection
-        }
-      });
-    }
+  const auto workers = static_cast<unsigned>(std::atoi(argv[2]));
+  return spindle_tools::serve_forever(port, workers, [full](TcpStream conn) {
+    full ? serve_full(std::move(conn)) : serve_plain(std::move(conn));
   });
-  return 0;
 }
