@@ -52,6 +52,24 @@ static void die(const char* what) {
   exit(1);
 }
 
+/* Write out[off, len); returns 1 when all is sent, 0 when the socket is full
+ * (off advanced), -1 on a hard error. */
+static int send_some(int fd, const char *out, size_t len, size_t *off) {
+  while (*off < len) {
+    ssize_t w = write(fd, out + *off, len - *off);
+    if (w > 0) {
+      *off += (size_t)w;
+    } else if (w < 0 && errno == EINTR) {
+      continue;
+    } else if (w < 0 && errno == EAGAIN) {
+      return 0;
+    } else {
+      return -1;
+    }
+  }
+  return 1;
+}
+
 static int make_listener(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) die("socket");

@@ -32,20 +32,11 @@ static void conn_free(struct conn *c) {
 
 /* Send buf[off, len): 1 = all sent, 0 = socket full, -1 = error. */
 static int flush(struct conn *c) {
-  while (c->off < c->len) {
-    ssize_t w = write(c->fd, c->buf + c->off, c->len - c->off);
-    if (w > 0) {
-      c->off += (uint32_t)w;
-    } else if (w < 0 && errno == EINTR) {
-      continue;
-    } else if (w < 0 && errno == EAGAIN) {
-      return 0;
-    } else {
-      return -1;
-    }
-  }
-  c->off = c->len = 0;
-  return 1;
+  size_t off = c->off;
+  int r = send_some(c->fd, c->buf, c->len, &off);
+  c->off = (uint32_t)off;
+  if (r == 1) c->off = c->len = 0;
+  return r;
 }
 
 static void conn_event(struct loop *l, void *p, uint32_t events) {
