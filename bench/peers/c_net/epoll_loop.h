@@ -54,7 +54,7 @@ static void die(const char* what) {
 
 /* Write out[off, len); returns 1 when all is sent, 0 when the socket is full
  * (off advanced), -1 on a hard error. */
-static int send_some(int fd, const char *out, size_t len, size_t *off) {
+static int send_some(int fd, const char* out, size_t len, size_t* off) {
   while (*off < len) {
     ssize_t w = write(fd, out + *off, len - *off);
     if (w > 0) {
