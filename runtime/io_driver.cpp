@@ -235,7 +235,8 @@ IoSource* IoDriver::add(int fd) {
   refs_.fetch_add(1, std::memory_order_relaxed);  // relaxed: our caller holds a reference
   registered_.fetch_add(1, std::memory_order_relaxed);
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  // EPOLLPRI: urgent data must stop short-count clears (INV-IO10).
+  ev.events = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = event_tag(s->index_, generation);
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
     const int err = errno;

@@ -88,6 +88,7 @@ struct IoCounters {
   std::atomic<std::uint64_t> events{0};
   std::atomic<std::uint64_t> wakes{0};
   std::atomic<std::uint64_t> eagains{0};
+  std::atomic<std::uint64_t> drained_waits{0};
   void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
     c.fetch_add(n, std::memory_order_relaxed);  // relaxed: statistics only
   }

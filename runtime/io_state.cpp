@@ -1,4 +1,5 @@
-// The readiness word's transitions (io_state.hpp: INV-IO1, INV-IO3).
+// The readiness word's transitions (io_state.hpp: INV-IO1, INV-IO3,
+// INV-IO10).
 #include "io_state.hpp"
 
 #include <sys/epoll.h>
@@ -7,7 +8,7 @@ namespace spindle::detail {
 
 namespace {
 
-constexpr std::uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+constexpr std::uint32_t kReadEvents = EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
 constexpr std::uint32_t kWriteEvents = EPOLLOUT | EPOLLHUP | EPOLLERR;
 
 // `word` with d's tick one step on, wrapping inside its 24 bits and
@@ -37,6 +38,9 @@ std::uint64_t IoReadiness::with_event(std::uint64_t word, std::uint32_t epoll_ev
   if ((epoll_events & EPOLLERR) != 0) {
     word |= kError;
   }
+  if ((epoll_events & EPOLLPRI) != 0) {
+    word |= kUrgent;  // INV-IO10: no more clears on a short count
+  }
   return word;
 }
 
@@ -52,6 +56,15 @@ IoSnapshot IoReadiness::apply_event(std::uint32_t epoll_events) noexcept {
 }
 
 bool IoReadiness::clear_ready(IoDirection d, IoSnapshot seen) noexcept {
+  return clear_unless(d, seen, 0);
+}
+
+void IoReadiness::clear_after_short(IoDirection d, IoSnapshot seen) noexcept {
+  // INV-IO10: an urgent mark can end a read short with bytes still queued.
+  (void)clear_unless(d, seen, kUrgent);
+}
+
+bool IoReadiness::clear_unless(IoDirection d, IoSnapshot seen, std::uint64_t refuse) noexcept {
   // INV-IO3: clear only while d's tick is the one seen before the syscall.
   // INV-IO4: only the ready bit goes; the closed and error bits stay.
   // Acquire loads, also on the CAS's failure: both early returns decide
@@ -63,6 +76,9 @@ bool IoReadiness::clear_ready(IoDirection d, IoSnapshot seen) noexcept {
     }
     if (!IoSnapshot{old}.ready(d)) {
       return true;  // another task's clear of the same edge won
+    }
+    if ((old & refuse) != 0) {
+      return true;  // INV-IO10: the bit stays; the next call tries its syscall
     }
     if (word_.compare_exchange_weak(old, old & ~ready_bit(d), std::memory_order_acq_rel,
                                     std::memory_order_acquire)) {

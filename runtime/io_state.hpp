@@ -7,9 +7,10 @@
 //   poller   apply_event(): the thread that took the driver's events (a
 //            worker parked in epoll, a busy worker's non-blocking poll, the
 //            monitor). Any thread, concurrently with everything.
-//   task     snapshot(), clear_ready(): a task about to retry or wait after
-//            EAGAIN. Several tasks may do so at once (a listener's
-//            acceptors, a reader and a writer).
+//   task     snapshot(), clear_ready(), clear_after_short(): a task about to
+//            retry or wait after EAGAIN or a short transfer. Several tasks
+//            may do so at once (a listener's acceptors, a reader and a
+//            writer).
 //   locker   mark_waiting(), clear_waiting(): whoever holds the socket's
 //            waiter-list lock (a task linking its Waiter; the poller or
 //            close() emptying a list).
@@ -24,6 +25,7 @@
 //   bit  5      kReadWaiters   the read waiter list may be non-empty
 //   bit  6      kWriteWaiters  the write waiter list may be non-empty
 //   bit  7      kClosing       close() began; every wait fails with EBADF
+//   bit  8      kUrgent        a PRI event: TCP urgent data came at least once
 //   bits 16..39 read tick      events that touched the read side, mod 2^24
 //   bits 40..63 write tick     the same for the write side
 //
@@ -31,7 +33,8 @@
 //   INV-IO1  One event is applied in one RMW, which ORs its bits and steps
 //            the tick of each direction it touches, and of no other. The
 //            directions are Go's: IN, RDHUP, HUP or ERR touch the read side;
-//            OUT, HUP or ERR the write side. RDHUP sets kReadClosed only,
+//            OUT, HUP or ERR the write side. PRI touches the read side too
+//            and sets kUrgent (INV-IO10). RDHUP sets kReadClosed only,
 //            never a write-side bit (a peer's half-close is not a hang-up:
 //            tokio #449). The ticks are separate so that a write edge never
 //            makes a reader's clear fail forever (tokio #8054, one shared
@@ -60,13 +63,43 @@
 //            multiple of 2^24 events touching that side during one syscall,
 //            passes the check and clears a readiness that only a later edge
 //            restores.
-//   INV-IO4  kReadClosed, kWriteClosed, kError and kClosing are never
-//            cleared while the word lives: a socket does not reopen, and a
+//   INV-IO4  kReadClosed, kWriteClosed, kError, kClosing and kUrgent are
+//            never cleared while the word lives: a socket does not reopen, and a
 //            task that saw EOF or an error must see it again on every call.
 //   INV-IO5  The waiter bits are set and cleared only under the list lock
 //            (mark_waiting, clear_waiting), so a bit set means "look under
 //            the lock" and a bit clear, read by an RMW, means the list was
 //            empty when the lock was last released.
+//   INV-IO10  A clear ready bit means a syscall found its side drained (the
+//             receive queue empty, the send buffer full) and no edge of that
+//             side has been applied since: so a call whose snapshot shows
+//             its side neither ready, closed, errored nor closing (drained())
+//             waits without making the syscall, which could only say EAGAIN.
+//             This holds because the bit is cleared only by INV-IO3's
+//             tick-checked clear, after
+//               - EAGAIN, or
+//               - a TCP recv or send that moved fewer bytes than asked, but
+//                 more than none (clear_after_short). Linux returns short
+//                 from tcp_recvmsg only once the receive queue and the
+//                 backlog are empty, and from tcp_sendmsg only once the send
+//                 buffer is full (it sets SOCK_NOSPACE then, so freed space
+//                 raises EPOLLOUT), which is what EAGAIN says (tokio clears
+//                 readiness on a short read for the same reason).
+//             Any byte or space that comes after the syscall looked raises
+//             an edge whose event is applied after it: before the clear,
+//             the tick check fails it; after, the bit is set again. And a
+//             fresh word has both ready bits set (kFresh), so every socket's
+//             first call tries its syscall whatever epoll's first event says.
+//             One exception, by design: a read stops short at TCP's urgent
+//             mark with bytes still queued behind it, and no edge follows.
+//             The driver registers EPOLLPRI, which epoll reports while an
+//             urgent mark is pending; its event sets kUrgent, and
+//             clear_after_short refuses once kUrgent is set, so such a
+//             socket keeps the try-first rule for good. The urgent segment's
+//             event is applied before the clear (kUrgent refuses it), or
+//             between the snapshot and the clear (the tick refuses it), or
+//             after (it sets the ready bit again). Datagram sockets never
+//             clear on a short count: each recv takes one datagram.
 //
 // Memory orders
 //   apply_event and mark_waiting are acq_rel: each publishes its write to
@@ -107,6 +140,9 @@ struct IoSnapshot {
   // ICMP error was reported, or shut down for reading), the clear and the
   // wait that follow must sleep, or the reader spins uncancellably.
   bool wait_would_return(IoDirection d) const noexcept;
+  bool urgent() const noexcept;
+  // INV-IO10: d's syscall would only say EAGAIN; wait without making it.
+  bool drained(IoDirection d) const noexcept;
 };
 
 class IoReadiness {
@@ -119,6 +155,10 @@ class IoReadiness {
   static constexpr std::uint64_t kReadWaiters = 1u << 5;
   static constexpr std::uint64_t kWriteWaiters = 1u << 6;
   static constexpr std::uint64_t kClosing = 1u << 7;
+  static constexpr std::uint64_t kUrgent = 1u << 8;
+  // A new socket's word: both sides ready, so its first calls try their
+  // syscalls (INV-IO10).
+  static constexpr std::uint64_t kFresh = kReadReady | kWriteReady;
   static constexpr unsigned kTickBits = 24;
   static constexpr std::uint64_t kTickMask = (std::uint64_t{1} << kTickBits) - 1;
   static constexpr unsigned kReadTickShift = 16;
@@ -153,6 +193,11 @@ class IoReadiness {
   // in `seen` (INV-IO3). False: a newer edge came; retry the syscall.
   bool clear_ready(IoDirection d, IoSnapshot seen) noexcept;
 
+  // task, after a TCP recv or send that moved 0 < n < asked bytes: the same
+  // clear, unless urgent data ever came (INV-IO10). The call has its bytes,
+  // so a failed clear only means the next call tries its syscall.
+  void clear_after_short(IoDirection d, IoSnapshot seen) noexcept;
+
   // locker: sets d's waiter bit and returns the word before (INV-IO2, IO5).
   IoSnapshot mark_waiting(IoDirection d) noexcept {
     return IoSnapshot{word_.fetch_or(waiter_bit(d), std::memory_order_acq_rel)};
@@ -162,17 +207,21 @@ class IoReadiness {
     word_.fetch_and(~waiter_bit(d), std::memory_order_release);
   }
   // The driver, recycling the slot for a new socket: nobody else uses it.
-  void reset() noexcept { word_.store(0, std::memory_order_relaxed); }
+  void reset() noexcept { word_.store(kFresh, std::memory_order_relaxed); }
   // closer: returns the word before (INV-IO4: the bit stays).
   IoSnapshot mark_closing() noexcept {
     return IoSnapshot{word_.fetch_or(kClosing, std::memory_order_acq_rel)};
   }
 
  private:
-  std::atomic<std::uint64_t> word_{0};
+  // clear_ready's CAS loop; leaves the bit set while the word has any bit
+  // of `refuse`.
+  bool clear_unless(IoDirection d, IoSnapshot seen, std::uint64_t refuse) noexcept;
+
+  std::atomic<std::uint64_t> word_{kFresh};
 };
 
-static_assert(IoReadiness::kClosing < (std::uint64_t{1} << IoReadiness::kReadTickShift),
+static_assert(IoReadiness::kUrgent < (std::uint64_t{1} << IoReadiness::kReadTickShift),
               "the flag bits sit below the read tick");
 static_assert(IoReadiness::kReadTickShift + IoReadiness::kTickBits == IoReadiness::kWriteTickShift,
               "the read tick ends where the write tick begins");
@@ -195,6 +244,11 @@ inline std::uint32_t IoSnapshot::tick(IoDirection d) const noexcept {
 }
 inline bool IoSnapshot::wait_would_return(IoDirection d) const noexcept {
   return ready(d) || closing();
+}
+inline bool IoSnapshot::urgent() const noexcept { return (word & IoReadiness::kUrgent) != 0; }
+inline bool IoSnapshot::drained(IoDirection d) const noexcept {
+  // Not after EOF or an error (INV-IO4): the syscall reports those.
+  return !ready(d) && !closed(d) && !error() && !closing();
 }
 
 }  // namespace spindle::detail

@@ -88,7 +88,7 @@ const char* name(Point p) noexcept {
       "submit_remote",  "spawn_registered", "shutdown_closed", "registry_removed",
       "timer_callback", "timer_armed",      "park_decided",    "park_sleep",
       "wake",           "claim_won",        "cancel_request",  "switch",
-      "blocking_woken"};
+      "blocking_woken", "io_short_count",   "io_drained"};
   unsigned i = static_cast<unsigned>(p);
   return i < kPoints ? names[i] : "?";
 }

@@ -37,6 +37,8 @@ enum class Point : std::uint8_t {
   kCancelRequest,    // request_cancel() is about to fire the task's wait
   kSwitch,           // a fiber is about to switch away
   kBlockingWoken,    // a blocking-pool thread woke up; it has not taken a job yet
+  kIoShortCount,     // a TCP read or write came back short; its clear still to come
+  kIoDrained,        // a call found its socket drained; its wait still to come
   kCount
 };
 

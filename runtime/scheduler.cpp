@@ -479,6 +479,7 @@ Stats Scheduler::stats() {
   s.io.events = io.events.load(std::memory_order_relaxed);
   s.io.wakes = io.wakes.load(std::memory_order_relaxed);
   s.io.eagains = io.eagains.load(std::memory_order_relaxed);
+  s.io.drained_waits = io.drained_waits.load(std::memory_order_relaxed);
   s.io.registered_fds = io_->registered();
   return s;
 }

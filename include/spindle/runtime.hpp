@@ -64,6 +64,8 @@ struct IoStats {
   std::uint64_t events = 0;             // socket events taken from epoll
   std::uint64_t wakes = 0;              // tasks woken by them or by close()
   std::uint64_t eagains = 0;            // calls the kernel told to wait
+  std::uint64_t drained_waits = 0;      // waits begun with no syscall: nothing came since
+                                        // the last one drained the socket
   std::uint64_t registered_fds = 0;     // sockets open now
 };
 

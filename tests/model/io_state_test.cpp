@@ -52,22 +52,22 @@ TEST(IoState, HangUpAndErrorWakeBothSides) {
   EXPECT_EQ(err.tick(kWrite), 1u);
 }
 
-// INV-IO1 over all 32 combinations of the five bits that matter, applied to
+// INV-IO1 over all 64 combinations of the six bits that matter, applied to
 // a word that already has flags and ticks: bits are only added, and each
 // tick steps by one exactly when its side is touched.
 TEST(IoState, EveryEventStepsTheTicksOfTheSidesItTouchesAndNoOther) {
-  const std::uint32_t bits[] = {EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLHUP, EPOLLERR};
+  const std::uint32_t bits[] = {EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLHUP, EPOLLERR, EPOLLPRI};
   const std::uint64_t start = (std::uint64_t{77} << IoReadiness::kReadTickShift) |
                               (std::uint64_t{5} << IoReadiness::kWriteTickShift) |
                               IoReadiness::kReadWaiters;
-  for (unsigned mask = 0; mask < 32; ++mask) {
+  for (unsigned mask = 0; mask < 64; ++mask) {
     std::uint32_t ev = 0;
-    for (unsigned b = 0; b < 5; ++b) {
+    for (unsigned b = 0; b < 6; ++b) {
       if ((mask & (1u << b)) != 0) {
         ev |= bits[b];
       }
     }
-    const bool reads = (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+    const bool reads = (ev & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
     const bool writes = (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
     IoSnapshot s = after(start, ev);
     SCOPED_TRACE(mask);
@@ -82,6 +82,7 @@ TEST(IoState, EveryEventStepsTheTicksOfTheSidesItTouchesAndNoOther) {
     EXPECT_EQ(s.closed(kRead), (ev & (EPOLLRDHUP | EPOLLHUP)) != 0);
     EXPECT_EQ(s.closed(kWrite), (ev & EPOLLHUP) != 0);
     EXPECT_EQ(s.error(), (ev & EPOLLERR) != 0);
+    EXPECT_EQ(s.urgent(), (ev & EPOLLPRI) != 0);
   }
 }
 
@@ -168,6 +169,72 @@ TEST(IoState, WaiterBitsComeAndGoUnderTheLockOnly) {
   EXPECT_TRUE(r.snapshot().ready(kRead)) << "clear_waiting touched readiness";
 }
 
+// INV-IO10: a new socket's first call tries its syscall, and an EAGAIN
+// makes the next call wait without one, until an edge comes.
+TEST(IoState, AFreshWordIsReadyBothWaysAndAClearedOneIsDrained) {
+  IoReadiness r;
+  IoSnapshot fresh = r.snapshot();
+  EXPECT_TRUE(fresh.ready(kRead) && fresh.ready(kWrite));
+  EXPECT_FALSE(fresh.drained(kRead) || fresh.drained(kWrite));
+  EXPECT_EQ(fresh.tick(kRead), 0u);
+  r.reset();
+  EXPECT_EQ(r.snapshot().word, IoReadiness::kFresh) << "a recycled slot starts like a new one";
+  EXPECT_TRUE(r.clear_ready(kRead, r.snapshot()));
+  EXPECT_TRUE(r.snapshot().drained(kRead));
+  EXPECT_FALSE(r.snapshot().drained(kWrite)) << "the read clear touched the write side";
+  r.apply_event(EPOLLIN);
+  EXPECT_FALSE(r.snapshot().drained(kRead));
+}
+
+// INV-IO10 with INV-IO4: EOF, an error or close() make every call try its
+// syscall (or fail) even with the ready bit cleared, since no edge may come.
+TEST(IoState, EofErrorAndClosingAreNeverDrained) {
+  const std::uint32_t events[] = {EPOLLRDHUP, EPOLLHUP, EPOLLERR};
+  for (std::uint32_t ev : events) {
+    IoReadiness r;
+    r.apply_event(ev);
+    EXPECT_TRUE(r.clear_ready(kRead, r.snapshot()));
+    EXPECT_FALSE(r.snapshot().drained(kRead)) << "event " << ev;
+  }
+  IoReadiness c;
+  EXPECT_TRUE(c.clear_ready(kWrite, c.snapshot()));
+  c.mark_closing();
+  EXPECT_FALSE(c.snapshot().drained(kWrite));
+}
+
+// INV-IO10: a short count clears like EAGAIN, under the same tick check,
+// unless urgent data ever came (a read can stop at the urgent mark with
+// bytes still queued, and no edge follows).
+TEST(IoState, AShortCountClearsLikeEagainButNeverAfterUrgentData) {
+  IoReadiness r;
+  IoSnapshot seen = r.snapshot();
+  r.clear_after_short(kRead, seen);
+  EXPECT_TRUE(r.snapshot().drained(kRead));
+
+  IoReadiness newer;
+  IoSnapshot old_seen = newer.snapshot();
+  newer.apply_event(EPOLLIN);  // an edge between the snapshot and the clear
+  newer.clear_after_short(kRead, old_seen);
+  EXPECT_TRUE(newer.snapshot().ready(kRead)) << "a newer edge's readiness was cleared";
+
+  IoReadiness urgent;
+  urgent.apply_event(EPOLLIN | EPOLLPRI);
+  IoSnapshot u = urgent.snapshot();
+  EXPECT_TRUE(u.urgent());
+  urgent.clear_after_short(kRead, u);
+  EXPECT_TRUE(urgent.snapshot().ready(kRead)) << "a short read at the urgent mark cleared";
+  EXPECT_TRUE(urgent.clear_ready(kRead, urgent.snapshot())) << "EAGAIN still clears";
+  EXPECT_TRUE(urgent.snapshot().urgent()) << "kUrgent is never cleared (INV-IO4)";
+}
+
+TEST(IoState, APriorityEventIsARead) {
+  IoSnapshot s = after(0, EPOLLPRI);
+  EXPECT_TRUE(s.ready(kRead) && s.urgent());
+  EXPECT_EQ(s.tick(kRead), 1u);
+  EXPECT_FALSE(s.ready(kWrite));
+  EXPECT_EQ(s.tick(kWrite), 0u);
+}
+
 // INV-IO2 across threads. Round i, on its own word: a task that found the
 // socket not ready links a waiter under the list lock and sets its waiter
 // bit (retrying if the bit's RMW saw readiness or closing); the poller
@@ -176,6 +243,7 @@ TEST(IoState, WaiterBitsComeAndGoUnderTheLockOnly) {
 // two threads meet at the start of each round, so the RMWs land in both
 // orders. The task must always end up either seeing the edge or fired.
 struct Socket {
+  Socket() { (void)word.clear_ready(kRead, word.snapshot()); }  // drained, as after EAGAIN
   IoReadiness word;
   std::mutex list_lock;
   bool linked = false;             // guarded by list_lock
