@@ -1,11 +1,16 @@
-// spindle::net's sockets: each call tries its syscall first and waits on the
-// I/O driver only after EAGAIN (io_driver.hpp, io_state.hpp INV-IO3).
+// spindle::net's sockets: each call tries its syscall and waits on the I/O
+// driver after EAGAIN (io_driver.hpp, io_state.hpp INV-IO3), or at once when
+// the readiness word says the last syscall drained the socket and nothing
+// came since (INV-IO10).
 //
 // The loop every waiting call runs:
 //   1. snapshot the readiness word (its tick is what a later clear checks);
-//   2. the syscall; done unless EAGAIN (EINTR: again at once);
-//   3. clear the direction's ready bit for the snapshot's tick; if a newer
-//      edge came meanwhile (the clear fails), back to 1 at once;
+//      if it says drained, wait (step 4) without the syscall;
+//   2. the syscall; done unless EAGAIN (EINTR: again at once). A TCP read
+//      or write that moved fewer bytes than asked also clears the ready bit
+//      for the snapshot's tick (the next call then starts waiting);
+//   3. after EAGAIN, clear the direction's ready bit for the snapshot's
+//      tick; if a newer edge came meanwhile (the clear fails), back to 1;
 //   4. wait on the direction (IoSource::wait), then back to 1.
 // The whole call holds the source open (IoSource::enter, INV-IO8), so
 // close() on another thread never releases the fd under its syscall.
@@ -23,6 +28,7 @@
 #include "io_driver.hpp"
 #include "net_sockaddr.hpp"
 #include "park.hpp"
+#include "perturb.hpp"
 #include "scheduler.hpp"
 #include "wait_kind.hpp"
 #include "worker.hpp"
@@ -117,10 +123,12 @@ void spend_budget() {
 
 // Steps 1-4 of the file's loop around `call`, which returns the syscall's
 // result (>= 0) or -1 with errno set. EAGAIN waits on `d`; every other error
-// is thrown unless `retry_on` says to try again at once.
+// is thrown unless `retry_on` says to try again at once. `stream_asked` is
+// the byte count a TCP recv or send asked for, 0 for any other call: a
+// result below it, above zero, is a short transfer (INV-IO10).
 template <class Call>
 long io_loop(IoSource* s, IoDirection d, WaitKind kind, const char* what, Call&& call,
-             bool (*retry_on)(int) = nullptr) {
+             bool (*retry_on)(int) = nullptr, std::size_t stream_asked = 0) {
   spindle::detail::task_or_throw(what);
   Entered entered(s, what);
   if (s->driver().retired()) {
@@ -133,8 +141,19 @@ long io_loop(IoSource* s, IoDirection d, WaitKind kind, const char* what, Call&&
     if (seen.closing()) {
       throw_closed(what);
     }
+    if (seen.drained(d)) {
+      // INV-IO10: the syscall could only say EAGAIN.
+      s->driver().counters().bump(s->driver().counters().drained_waits);
+      SPINDLE_PERTURB(kIoDrained);  // an edge may land before the wait links
+      s->wait(d, spindle::detail::wait_text(kind));
+      continue;
+    }
     const long r = call(s->fd());
     if (r >= 0) {
+      if (r > 0 && static_cast<std::size_t>(r) < stream_asked) {
+        SPINDLE_PERTURB(kIoShortCount);             // widens the race with a newer edge
+        s->readiness().clear_after_short(d, seen);  // INV-IO10
+      }
       return r;
     }
     const int err = errno;
@@ -291,9 +310,9 @@ std::size_t TcpStream::read_some(std::span<std::byte> buf) {
   if (buf.empty()) {
     return 0;
   }
-  return static_cast<std::size_t>(
-      io_loop(s, IoDirection::kRead, WaitKind::kIoRead, "read",
-              [&](int fd) -> long { return ::recv(fd, buf.data(), buf.size(), 0); }));
+  return static_cast<std::size_t>(io_loop(
+      s, IoDirection::kRead, WaitKind::kIoRead, "read",
+      [&](int fd) -> long { return ::recv(fd, buf.data(), buf.size(), 0); }, nullptr, buf.size()));
 }
 
 std::size_t TcpStream::read_some(std::span<char> buf) { return read_some(as_bytes_span(buf)); }
@@ -316,9 +335,10 @@ std::size_t TcpStream::write_some(std::span<const std::byte> buf) {
   if (buf.empty()) {
     return 0;
   }
-  return static_cast<std::size_t>(
-      io_loop(s, IoDirection::kWrite, WaitKind::kIoWrite, "write",
-              [&](int fd) -> long { return ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL); }));
+  return static_cast<std::size_t>(io_loop(
+      s, IoDirection::kWrite, WaitKind::kIoWrite, "write",
+      [&](int fd) -> long { return ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL); }, nullptr,
+      buf.size()));
 }
 
 void TcpStream::write_all(std::span<const std::byte> buf) {

@@ -3,17 +3,27 @@
 //   - N connections (10,000 where the fd limit allows; fewer under TSan,
 //     which counts every fiber as a thread) are all open together, each
 //     echoing through a task of its own, on 2 workers.
+//   - short transfers racing new readiness (io_state.hpp INV-IO10): each
+//     short read or write sleeps between its syscall and its clear, and each
+//     wait that skips a syscall sleeps before it links, so the peer's next
+//     bytes (or freed space) and their edge land inside the window; the
+//     clear must then fail and nothing may stall or be lost.
 #include <sys/resource.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include <spindle/net.hpp>
 
+#include "perturb.hpp"
 #include "runtime_fixture.hpp"
+#include "stress_support.hpp"
 
+using spindle::detail::perturb::Point;
 using spindle::net::SocketAddress;
 using spindle::net::TcpListener;
 using spindle::net::TcpStream;
@@ -90,4 +100,113 @@ TEST(NetStress, TenThousandConnectionsAreOpenAndServedTogether) {
   EXPECT_EQ(echoed, n);
   EXPECT_EQ(rt.stats().io.registered_fds, 0u);
   std::printf("%ld connections open together, each echoed once\n", n);
+}
+
+namespace {
+
+// Holds `p` open (every pass sleeps `us`) for the scope.
+class Forced {
+ public:
+  Forced(Point p, unsigned us) : p_(p), before_(spindle::detail::perturb::passes(p)) {
+    spindle::detail::perturb::force(p, us);
+  }
+  ~Forced() { spindle::detail::perturb::force(p_, 0); }
+  Forced(const Forced&) = delete;
+  Forced& operator=(const Forced&) = delete;
+  std::uint64_t passes() const { return spindle::detail::perturb::passes(p_) - before_; }
+
+ private:
+  Point p_;
+  std::uint64_t before_;
+};
+
+std::uint64_t fold(std::uint64_t sum, const char* p, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    sum = sum * 31 + static_cast<unsigned char>(p[i]);
+  }
+  return sum;
+}
+
+}  // namespace
+
+TEST(NetStress, ShortTransfersRacingNewReadinessNeverStallOrLoseBytes) {
+  // Each pair: a writer sends chunks of 1..3000 bytes, yielding after most,
+  // so the reader's 16 KiB reads come back short while more bytes are on
+  // the way; the reader replies with every 64th chunk echoed in bulk,
+  // which fills the writer's side too. A lost edge is a hang (the bounded
+  // wait aborts with a dump), a wrong clear a stall, a lost byte a checksum
+  // mismatch.
+  Forced short_count(Point::kIoShortCount, 100);
+  Forced drained(Point::kIoDrained, 100);
+  constexpr int kPairs = 8;
+  const long chunks = spindle::testing::scaled(5000);
+  spindle::Options o;
+  o.workers = 2;
+  o.slow_task_warning = std::chrono::milliseconds(0);  // forced sleeps hold workers
+  spindle::Runtime rt(o);
+  auto run = rt.spawn([&] {
+    TcpListener l = TcpListener::bind(SocketAddress::parse("127.0.0.1:0"));
+    const SocketAddress at = l.local_addr();
+    std::vector<spindle::Task<bool>> sides;
+    for (int p = 0; p < kPairs; ++p) {
+      // The reading side: counts and folds what arrives, echoes back bulk.
+      sides.push_back(spindle::spawn([&l] {
+        TcpStream c = l.accept();
+        std::vector<char> buf(16 * 1024);
+        std::uint64_t sum = 0;
+        std::size_t got = 0;
+        long reads = 0;
+        while (const std::size_t n = c.read_some(std::span<char>(buf))) {
+          sum = fold(sum, buf.data(), n);
+          got += n;
+          if (++reads % 64 == 0) {
+            c.write_all(std::string(32 * 1024, 'e'));
+          }
+        }
+        const std::string tail = std::to_string(got) + ":" + std::to_string(sum);
+        c.write_all(tail);
+        c.shutdown();
+        return true;
+      }));
+      // The writing side: sends, drains the echoes, checks the tally.
+      sides.push_back(spindle::spawn([at, p, chunks] {
+        TcpStream s = TcpStream::connect(at);
+        auto drain = spindle::spawn([&s] {
+          std::string back;
+          std::vector<char> buf(8192);
+          while (const std::size_t n = s.read_some(std::span<char>(buf))) {
+            back.append(buf.data(), n);
+          }
+          return back.substr(back.find_first_not_of('e'));
+        });
+        std::uint64_t sum = 0;
+        std::size_t sent = 0;
+        std::string chunk;
+        for (long i = 0; i < chunks; ++i) {
+          const std::uint64_t h = spindle::stress::mix(static_cast<std::uint64_t>(p) * 100003 + i);
+          chunk.assign(1 + h % 3000, static_cast<char>('a' + h % 26));
+          s.write_all(chunk);
+          sum = fold(sum, chunk.data(), chunk.size());
+          sent += chunk.size();
+          if (h % 8 != 0) {
+            spindle::yield();
+          }
+        }
+        s.shutdown();
+        return drain.get() == std::to_string(sent) + ":" + std::to_string(sum);
+      }));
+    }
+    bool all = true;
+    for (auto& t : sides) {
+      all = t.get() && all;
+    }
+    return all;
+  });
+  EXPECT_TRUE(spindle::stress::await_bounded(rt, spindle::Future<bool>(run), "short-transfer pairs",
+                                             std::chrono::seconds(120)));
+  EXPECT_GT(short_count.passes(), 0u) << "no transfer came back short";
+  EXPECT_GT(drained.passes(), 0u) << "no call waited without its syscall";
+  std::printf("%llu short transfers, %llu waits without a syscall\n",
+              static_cast<unsigned long long>(short_count.passes()),
+              static_cast<unsigned long long>(drained.passes()));
 }

@@ -2,6 +2,7 @@
 // errors, UDP, and the driver's counters. Every loop is bounded.
 #include <spindle/net.hpp>
 
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -563,4 +564,144 @@ TEST_P(Net, ASocketWhoseRuntimeShutDownRefusesToWait) {
     EXPECT_THROW(kept->recv(std::span<std::byte>(buf)), spindle::InvalidStateError);
   });
   kept.reset();
+}
+
+// INV-IO10 (io_state.hpp). Each side reads into a buffer larger than the
+// message, so every read comes back short: the next read must wait
+// without a syscall that could only say EAGAIN, and still wake for the
+// next message.
+TEST_P(Net, AShortReadMakesTheNextReadWaitWithoutASyscall) {
+  const long rounds = spindle::testing::scaled(300);
+  rt().block_on([&] {
+    TcpListener l = listen_loopback();
+    auto server = spindle::spawn([&] { echo(l.accept()); });
+    TcpStream s = TcpStream::connect(l.local_addr());
+    char buf[256];
+    for (long r = 0; r < rounds; ++r) {
+      const std::string msg = "ping " + std::to_string(r);
+      s.write_all(msg);
+      std::string back;
+      while (back.size() < msg.size()) {
+        const std::size_t n = s.read_some(std::span<char>(buf));
+        ASSERT_GT(n, 0u);
+        back.append(buf, n);
+      }
+      ASSERT_EQ(back, msg);
+    }
+    s.shutdown();
+    server.get();
+  });
+  const spindle::IoStats io = rt().stats().io;
+  EXPECT_GE(io.drained_waits, static_cast<std::uint64_t>(rounds))
+      << "reads after a short read still made their syscall first";
+  EXPECT_LT(io.eagains, static_cast<std::uint64_t>(rounds) / 2)
+      << "most reads should wait without meeting EAGAIN";
+}
+
+// A peer's data and FIN arrive together: the short read that takes the
+// data must not leave the next read waiting for an edge that never comes
+// (INV-IO10 with INV-IO4: EOF is never drained).
+TEST_P(Net, EofRightBehindTheDataEndsTheNextReadAfterAShortRead) {
+  rt().block_on([] {
+    for (int round = 0; round < 20; ++round) {
+      TcpListener l = listen_loopback();
+      TcpStream s = TcpStream::connect(l.local_addr());
+      {
+        TcpStream peer = l.accept();
+        peer.write_all("tail");
+      }                                            // closed: FIN right behind the data
+      spindle::sleep(round % 2 == 0 ? 5ms : 0ms);  // the events applied first, or not
+      char buf[64];
+      std::string got;
+      std::size_t n = 0;
+      EXPECT_NO_THROW(spindle::timeout(5s,
+                                       [&] {
+                                         while ((n = s.read_some(std::span<char>(buf))) != 0) {
+                                           got.append(buf, n);
+                                         }
+                                       }))
+          << "round " << round << ": the read after the data never saw EOF";
+      EXPECT_EQ(got, "tail");
+    }
+  });
+}
+
+// TCP urgent data: a read stops short at the urgent mark with bytes still
+// queued behind it, and no edge follows. The next read must not wait for
+// one (INV-IO10's exception: EPOLLPRI sets kUrgent, which refuses the
+// clear).
+TEST_P(Net, UrgentDataDoesNotStallTheReadAfterAShortOne) {
+  rt().block_on([] {
+    TcpListener l = listen_loopback();
+    const SocketAddress at = l.local_addr();
+    // A plain socket as the peer: MSG_OOB is not in spindle's API.
+    std::thread peer([at] {
+      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_port = htons(at.port());
+      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+      ASSERT_EQ(::send(fd, "abc", 3, 0), 3);
+      ASSERT_EQ(::send(fd, "!", 1, MSG_OOB), 1);
+      ASSERT_EQ(::send(fd, "efg", 3, 0), 3);
+      char c;
+      (void)::recv(fd, &c, 1, 0);  // until the reader closes
+      ::close(fd);
+    });
+    TcpStream s = l.accept();
+    spindle::sleep(20ms);  // everything has arrived, and its events applied
+    char buf[64];
+    std::string got;
+    EXPECT_NO_THROW(spindle::timeout(5s,
+                                     [&] {
+                                       while (got.size() < 6) {
+                                         const std::size_t n = s.read_some(std::span<char>(buf));
+                                         ASSERT_GT(n, 0u);
+                                         got.append(buf, n);
+                                       }
+                                     }))
+        << "the read after the urgent mark waited for an edge that never came; got '" << got << "'";
+    EXPECT_EQ(got, "abcefg") << "the urgent byte is out of band (no SO_OOBINLINE)";
+    s.close();
+    peer.join();
+  });
+}
+
+// A write bigger than the send buffer comes back short: the next write
+// waits for EPOLLOUT without meeting EAGAIN first, and every byte arrives.
+TEST_P(Net, AShortWriteWaitsForSpaceAndLosesNothing) {
+  const std::size_t total = 8u << 20;
+  rt().block_on([&] {
+    TcpListener l = listen_loopback();
+    TcpStream w = TcpStream::connect(l.local_addr());
+    TcpStream r = l.accept();
+    auto reader = spindle::spawn([&] {
+      std::vector<char> buf(64 * 1024);
+      std::size_t got = 0;
+      std::uint64_t sum = 0;
+      while (const std::size_t n = r.read_some(std::span<char>(buf))) {
+        for (std::size_t i = 0; i < n; ++i) {
+          sum = sum * 31 + static_cast<unsigned char>(buf[i]);
+        }
+        got += n;
+        if (got % (1u << 20) < n) {
+          spindle::sleep(1ms);  // a slow reader now and then: the writer fills up
+        }
+      }
+      return std::pair{got, sum};
+    });
+    std::string data(total, '\0');
+    std::uint64_t sum = 0;
+    for (std::size_t i = 0; i < total; ++i) {
+      data[i] = static_cast<char>('a' + (i * 7) % 26);
+      sum = sum * 31 + static_cast<unsigned char>(data[i]);
+    }
+    w.write_all(data);
+    w.shutdown();
+    auto [got, rsum] = reader.get();
+    EXPECT_EQ(got, total);
+    EXPECT_EQ(rsum, sum);
+  });
+  EXPECT_GT(rt().stats().io.drained_waits, 0u) << "no transfer came back short";
 }
