@@ -10,10 +10,12 @@
 //     clear must then fail and nothing may stall or be lost.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -133,9 +135,9 @@ TEST(NetStress, ShortTransfersRacingNewReadinessNeverStallOrLoseBytes) {
   // Each pair: a writer sends chunks of 1..3000 bytes, yielding after most,
   // so the reader's 16 KiB reads come back short while more bytes are on
   // the way; the reader replies with every 64th chunk echoed in bulk,
-  // which fills the writer's side too. A lost edge is a hang (the bounded
-  // wait aborts with a dump), a wrong clear a stall, a lost byte a checksum
-  // mismatch.
+  // which fills the writer's side too. A lost byte is a checksum mismatch,
+  // a hang aborts with a dump. A wrongly cleared bit only pauses a stream
+  // until its next bytes: the test after this one turns that into a hang.
   Forced short_count(Point::kIoShortCount, 100);
   Forced drained(Point::kIoDrained, 100);
   constexpr int kPairs = 8;
@@ -209,4 +211,95 @@ TEST(NetStress, ShortTransfersRacingNewReadinessNeverStallOrLoseBytes) {
   std::printf("%llu short transfers, %llu waits without a syscall\n",
               static_cast<unsigned long long>(short_count.passes()),
               static_cast<unsigned long long>(drained.passes()));
+}
+
+TEST(NetStress, SplitRequestsAndBigRepliesNeverLoseAnEdgeToAShortTransfer) {
+  // Request and reply, one at a time, so a lost edge is a deadlock rather
+  // than a pause until the next bytes: the client writes each request in two
+  // parts a few microseconds apart, so the server's read of the first part
+  // comes back short and the second part's edge lands in the forced sleep
+  // between that read and its clear; the reply is big enough (up to 1 MiB)
+  // that the server's writes come back short, and the client's reads free
+  // space, and raise EPOLLOUT, inside the same window. The clear must fail
+  // there (INV-IO3's tick check); if it cleared, both sides would wait
+  // forever and the bounded wait aborts with a dump.
+  Forced short_count(Point::kIoShortCount, 100);
+  constexpr int kClients = 3;
+  const long rounds = spindle::testing::scaled(150);
+  spindle::Options o;
+  o.workers = 2;
+  o.slow_task_warning = std::chrono::milliseconds(0);  // forced sleeps hold workers
+  spindle::Runtime rt(o);
+  auto run = rt.spawn([&] {
+    TcpListener l = TcpListener::bind(SocketAddress::parse("127.0.0.1:0"));
+    const SocketAddress at = l.local_addr();
+    std::vector<spindle::Task<long>> sides;
+    for (int c = 0; c < kClients; ++c) {
+      // The server: reads an 8-byte length header plus a 4 KiB body, replies
+      // with that many bytes.
+      sides.push_back(spindle::spawn([&l] {
+        TcpStream s = l.accept();
+        std::vector<char> req(8 + 4096);
+        long served = 0;
+        for (;;) {
+          std::size_t got = 0;
+          while (got < req.size()) {
+            const std::size_t n = s.read_some(std::span<char>(req).subspan(got));
+            if (n == 0) {
+              return served;
+            }
+            got += n;
+          }
+          std::uint64_t len = 0;
+          std::memcpy(&len, req.data(), sizeof len);
+          s.write_all(std::string(len, static_cast<char>('a' + served % 26)));
+          ++served;
+        }
+      }));
+      sides.push_back(spindle::spawn([at, c, rounds] {
+        TcpStream s = TcpStream::connect(at);
+        std::vector<char> req(8 + 4096, 'r');
+        std::vector<char> buf(64 * 1024);
+        long ok = 0;
+        for (long i = 0; i < rounds; ++i) {
+          const std::uint64_t h = spindle::stress::mix(static_cast<std::uint64_t>(c) * 7919 + i);
+          const std::uint64_t len = 1 + h % (1u << 20);
+          std::memcpy(req.data(), &len, sizeof len);
+          const std::size_t split = 1 + h % (req.size() - 1);
+          s.write_all(std::string_view(req.data(), split));
+          spindle::stress::spin_for(h % 20000);  // the gap the second part's edge lands in
+          s.write_all(std::string_view(req.data() + split, req.size() - split));
+          std::uint64_t got = 0;
+          bool same = true;
+          const char want = static_cast<char>('a' + i % 26);
+          while (got < len) {
+            const std::size_t n = s.read_some(
+                std::span<char>(buf.data(), std::min<std::uint64_t>(buf.size(), len - got)));
+            if (n == 0) {
+              return ok;
+            }
+            for (std::size_t k = 0; k < n; ++k) {
+              same = same && buf[k] == want;
+            }
+            got += n;
+          }
+          ok += same ? 1 : 0;
+        }
+        s.shutdown();
+        return ok;
+      }));
+    }
+    long total = 0;
+    for (auto& t : sides) {
+      total += t.get();
+    }
+    return total;
+  });
+  // Each round counts once at the server and once, if intact, at the client.
+  EXPECT_EQ(
+      spindle::stress::await_bounded(rt, spindle::Future<long>(run),
+                                     "split requests and big replies", std::chrono::seconds(120)),
+      2 * kClients * rounds);
+  EXPECT_GT(short_count.passes(), 0u) << "no transfer came back short";
+  std::printf("%llu short transfers\n", static_cast<unsigned long long>(short_count.passes()));
 }
